@@ -1,0 +1,254 @@
+// The Tensor handle, error translation, the registry, and tensor metadata / data transfer ops.
+#include <c10/util/Exception.h>
+
+#include <cstring>
+#include <sstream>
+
+#include "common.h"
+
+namespace moca {
+
+namespace {
+// Tags the JS objects made by this addon, so that an arbitrary object passed where a tensor is expected is
+// rejected instead of being reinterpreted.
+const napi_type_tag kTensorTag = {0x6d6f63615f747332ULL, 0x74656e736f723031ULL};
+}  // namespace
+
+AddonData& addonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+Napi::Function TensorWrap::DefineClass(Napi::Env env) {
+  return ObjectWrap<TensorWrap>::DefineClass(env, "NativeTensor",
+                                             {
+                                                 InstanceMethod("dispose", &TensorWrap::JsDispose),
+                                                 InstanceMethod("isDisposed", &TensorWrap::JsIsDisposed),
+                                             });
+}
+
+TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : ObjectWrap<TensorWrap>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw Napi::TypeError::New(env, "NativeTensor cannot be constructed from JavaScript; use the torch API");
+  }
+  auto* source = info[0].As<Napi::External<at::Tensor>>().Data();
+  tensor_ = std::move(*source);
+  info.This().As<Napi::Object>().TypeTag(&kTensorTag);
+  account(env);
+}
+
+void TensorWrap::account(Napi::Env env) {
+  if (!tensor_.defined() || !tensor_.has_storage()) return;
+  const void* key = tensor_.storage().unsafeGetStorageImpl();
+  auto& refs = addonData(env).storageRefs;
+  auto it = refs.find(key);
+  if (it == refs.end()) {
+    int64_t bytes = static_cast<int64_t>(tensor_.storage().nbytes());
+    refs.emplace(key, std::make_pair(int64_t{1}, bytes));
+    if (bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  } else {
+    it->second.first += 1;
+  }
+  storageKey_ = key;
+}
+
+void TensorWrap::release() {
+  if (storageKey_ != nullptr) {
+    Napi::Env env = Env();
+    auto& refs = addonData(env).storageRefs;
+    auto it = refs.find(storageKey_);
+    if (it != refs.end() && --it->second.first == 0) {
+      if (it->second.second > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -it->second.second);
+      refs.erase(it);
+    }
+    storageKey_ = nullptr;
+  }
+  tensor_.reset();
+}
+
+TensorWrap::~TensorWrap() { release(); }
+
+Napi::Value TensorWrap::JsDispose(const Napi::CallbackInfo& info) {
+  release();
+  return info.Env().Undefined();
+}
+
+Napi::Value TensorWrap::JsIsDisposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), disposed());
+}
+
+Napi::Value TensorWrap::Wrap(Napi::Env env, at::Tensor tensor) {
+  if (!tensor.defined()) return env.Null();
+  auto external = Napi::External<at::Tensor>::New(env, &tensor);
+  return addonData(env).tensorConstructor.New({external});
+}
+
+bool TensorWrap::IsTensor(const Napi::Value& value) {
+  return value.IsObject() && value.As<Napi::Object>().CheckTypeTag(&kTensorTag);
+}
+
+TensorWrap* TensorWrap::Unwrap(const Napi::Value& value) {
+  return ObjectWrap<TensorWrap>::Unwrap(value.As<Napi::Object>());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+static std::string describe(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? "true" : "false";
+  if (v.IsNumber()) {
+    std::ostringstream s;
+    s << v.As<Napi::Number>().DoubleValue();
+    return s.str();
+  }
+  if (v.IsString()) return "a string";
+  if (v.IsArray()) return "an array";
+  if (TensorWrap::IsTensor(v)) return "a Tensor";
+  if (v.IsFunction()) return "a function";
+  return "an object";
+}
+
+void throwArgError(const Napi::Env& env, const ArgContext& ctx, const char* expected, const Napi::Value& got) {
+  throw Napi::TypeError::New(env, std::string(ctx.op) + ": argument '" + ctx.argName + "' must be " + expected +
+                                      ", got " + describe(got));
+}
+
+void rethrowAsJs(Napi::Env env, const char* op) {
+  try {
+    throw;
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    throw Napi::Error::New(env, std::string(op) + ": " + msg);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string(op) + ": " + e.what());
+  } catch (...) {
+    throw Napi::Error::New(env, std::string(op) + ": unknown native error");
+  }
+}
+
+std::vector<std::string> Registry::splitNames(const char* names) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (const char* p = names; *p; ++p) {
+    if (*p == ',') {
+      out.push_back(cur);
+      cur.clear();
+    } else if (*p != ' ') {
+      cur.push_back(*p);
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+void Registry::recordSignature(const char* name, const std::vector<std::string>& argNames,
+                               const std::vector<std::string>& types, const std::vector<bool>& optional,
+                               const char* ret) {
+  std::string args;
+  for (size_t i = 0; i < argNames.size(); ++i) {
+    if (i) args += ", ";
+    // A parameter is optional in TS only when it and all after it are optional.
+    bool trailingOptional = true;
+    for (size_t j = i; j < optional.size(); ++j) trailingOptional = trailingOptional && optional[j];
+    args += argNames[i] + (trailingOptional ? "?: " : ": ") + types[i];
+  }
+  auto& data = addonData(env_);
+  auto sig = Napi::Object::New(env_);
+  sig.Set("name", name);
+  sig.Set("args", args);
+  sig.Set("ret", ret);
+  data.signatures.Value().Set(data.signatureCount++, sig);
+}
+
+void Registry::defRaw(const char* name, Napi::Function::Callback cb, const char* tsArgs, const char* tsRet) {
+  exports_.Set(name, Napi::Function::New(env_, cb, name));
+  auto& data = addonData(env_);
+  auto sig = Napi::Object::New(env_);
+  sig.Set("name", name);
+  sig.Set("args", tsArgs);
+  sig.Set("ret", tsRet);
+  data.signatures.Value().Set(data.signatureCount++, sig);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Metadata and data transfer
+
+static Napi::Value fromBuffer(const Napi::CallbackInfo& info) {
+  // fromBuffer(data: ArrayBufferView, shape: number[], dtype: number): copies the bytes into a new CPU tensor.
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() && !info[0].IsDataView() && !info[0].IsBuffer())
+    throw Napi::TypeError::New(env, "fromBuffer: argument 'data' must be a TypedArray or Buffer");
+  std::string shapeName = "shape", dtypeName = "dtype";
+  auto shape = Arg<std::vector<int64_t>>::get(info[1], ArgContext{"fromBuffer", shapeName, 1});
+  auto dtype = Arg<at::ScalarType>::get(info[2], ArgContext{"fromBuffer", dtypeName, 2});
+  const uint8_t* src;
+  size_t byteLength;
+  if (info[0].IsTypedArray()) {
+    auto ta = info[0].As<Napi::TypedArray>();
+    src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    byteLength = ta.ByteLength();
+  } else {
+    auto dv = info[0].As<Napi::DataView>();
+    src = static_cast<const uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
+    byteLength = dv.ByteLength();
+  }
+  try {
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
+    size_t need = t.numel() * t.element_size();
+    if (need != byteLength) {
+      throw Napi::RangeError::New(env, "fromBuffer: shape " + std::string(c10::str(t.sizes())) + " of " +
+                                           std::string(c10::toString(dtype)) + " needs " + std::to_string(need) +
+                                           " bytes, the buffer has " + std::to_string(byteLength));
+    }
+    if (need) std::memcpy(t.data_ptr(), src, need);
+    return TensorWrap::Wrap(env, t);
+  } catch (...) {
+    rethrowAsJs(env, "fromBuffer");
+  }
+}
+
+static Napi::Value toBuffer(const Napi::CallbackInfo& info) {
+  // toBuffer(t): a copy of the tensor's elements, row-major, as a Node Buffer.
+  Napi::Env env = info.Env();
+  std::string name = "self";
+  at::Tensor t = Arg<at::Tensor>::get(info[0], ArgContext{"toBuffer", name, 0});
+  try {
+    at::Tensor c = t.detach().to(at::kCPU).contiguous();
+    size_t n = c.numel() * c.element_size();
+    auto buf = Napi::Buffer<uint8_t>::New(env, n);
+    if (n) std::memcpy(buf.Data(), c.data_ptr(), n);
+    return buf;
+  } catch (...) {
+    rethrowAsJs(env, "toBuffer");
+  }
+}
+
+void registerTensorInfoOps(Registry& r) {
+  r.defRaw("fromBuffer", &fromBuffer, "data: ArrayBufferView, shape: number[], dtype: number", "NativeTensor");
+  r.defRaw("toBuffer", &toBuffer, "self: NativeTensor", "Buffer");
+
+  r.def("sizes", "self", +[](const at::Tensor& t) { return t.sizes().vec(); });
+  r.def("strides", "self", +[](const at::Tensor& t) { return t.strides().vec(); });
+  r.def("dim", "self", +[](const at::Tensor& t) { return static_cast<int64_t>(t.dim()); });
+  r.def("numel", "self", +[](const at::Tensor& t) { return static_cast<int64_t>(t.numel()); });
+  r.def("scalarType", "self", +[](const at::Tensor& t) { return static_cast<int64_t>(t.scalar_type()); });
+  r.def("device", "self", +[](const at::Tensor& t) { return t.device().str(); });
+  r.def("isContiguous", "self", +[](const at::Tensor& t) { return t.is_contiguous(); });
+  r.def("storageOffset", "self", +[](const at::Tensor& t) { return static_cast<int64_t>(t.storage_offset()); });
+  r.def("elementSize", "self", +[](const at::Tensor& t) { return static_cast<int64_t>(t.element_size()); });
+  r.def("sharesStorage", "self, other", +[](const at::Tensor& a, const at::Tensor& b) {
+    return a.has_storage() && b.has_storage() && a.storage().is_alias_of(b.storage());
+  });
+  r.def("item", "self", +[](const at::Tensor& t) {
+    TORCH_CHECK(t.numel() == 1, "a Tensor with ", t.numel(), " elements cannot be converted to a number");
+    return t.item<double>();
+  });
+  r.def("toString", "self", +[](const at::Tensor& t) {
+    std::ostringstream s;
+    s << t;
+    return s.str();
+  });
+}
+
+}  // namespace moca
