@@ -20,6 +20,8 @@ void registerAutogradOps(Registry& r) {
   r.def("grad", "self", +[](const Tensor& t) { return t.grad(); });
   r.def("setGrad", "self, grad", +[](Tensor t, OptTensor g) { t.mutable_grad() = g ? *g : Tensor(); });
   r.def("retainGrad", "self", +[](const Tensor& t) { t.retain_grad(); });
+  // `param.data = x` in PyTorch: the same autograd leaf now holds x's data (shape and dtype may change).
+  r.def("setData", "self, newData", +[](Tensor t, const Tensor& d) { t.set_data(d); });
   r.def("detach", "self", +[](const Tensor& t) { return t.detach(); });
   r.def("detach_", "self", +[](Tensor t) { t.detach_(); });
   r.def("backward", "self, gradient, retainGraph, createGraph",

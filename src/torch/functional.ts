@@ -1,0 +1,231 @@
+// torch.nn.functional: bound ops where libtorch has them, compositions (with their intermediates disposed)
+// where it does not in every supported version (rms_norm, normalize, attention).
+import { type DTypeLike, dtypeCode } from './dtype.js';
+import { native } from './native.js';
+import { scope } from './scope.js';
+import { Tensor, wrap } from './tensor.js';
+import { ones } from './creation.js';
+
+export type Reduction = 'mean' | 'sum' | 'none';
+
+export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  return wrap(native.linear(input.handle, weight.handle, bias?.handle ?? null));
+}
+
+/** Rows of `weight` at `indices`; the row `paddingIdx` gets no gradient (as torch). */
+export function embedding(indices: Tensor, weight: Tensor, options: { paddingIdx?: number } = {}): Tensor {
+  return wrap(native.embedding(weight.handle, indices.handle, options.paddingIdx ?? -1));
+}
+
+export function layerNorm(
+  input: Tensor,
+  normalizedShape: readonly number[],
+  weight: Tensor | null = null,
+  bias: Tensor | null = null,
+  eps = 1e-5,
+): Tensor {
+  return wrap(native.layerNorm(input.handle, [...normalizedShape], weight?.handle ?? null, bias?.handle ?? null, eps));
+}
+
+/**
+ * RMSNorm over the last dimension, computed as Hugging Face's Qwen2RMSNorm does: in float32, then cast back
+ * to the input dtype before the weight multiply.
+ */
+export function rmsNorm(input: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
+  return scope(() => {
+    const x = input.dtype === 'float32' || input.dtype === 'float64' ? input : input.float();
+    const variance = x.square().mean(-1, true);
+    let normed = x.mul(variance.add(eps).rsqrt());
+    if (normed.dtype !== input.dtype) normed = normed.to(input.dtype);
+    return weight === null ? normed : weight.mul(normed);
+  });
+}
+
+export function softmax(input: Tensor, dim: number, options: { dtype?: DTypeLike } = {}): Tensor {
+  return input.softmax(dim, options);
+}
+
+export function logSoftmax(input: Tensor, dim: number, options: { dtype?: DTypeLike } = {}): Tensor {
+  return input.logSoftmax(dim, options);
+}
+
+export function relu(input: Tensor): Tensor {
+  return input.relu();
+}
+
+export function silu(input: Tensor): Tensor {
+  return input.silu();
+}
+
+/** GELU, exact (`'none'`, default) or the tanh approximation (`'tanh'`). */
+export function gelu(input: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  return wrap(native.gelu(input.handle, approximate));
+}
+
+export function softplus(input: Tensor, beta = 1, threshold = 20): Tensor {
+  return wrap(native.softplus(input.handle, beta, threshold));
+}
+
+export function logSigmoid(input: Tensor): Tensor {
+  return wrap(native.logSigmoid(input.handle));
+}
+
+/** Inverted dropout; the identity when `training` is false or p is 0. */
+export function dropout(input: Tensor, p = 0.5, training = true): Tensor {
+  if (p < 0 || p > 1) throw new RangeError(`dropout probability must be in [0, 1], got ${p}`);
+  return wrap(native.dropout(input.handle, p, training));
+}
+
+/**
+ * Cross-entropy from logits `(N, C)` or `(N, C, d...)` and class indices, with `ignoreIndex` targets
+ * skipped (mean over the rest) and optional label smoothing, as `torch.nn.functional.cross_entropy`.
+ */
+export function crossEntropy(
+  input: Tensor,
+  target: Tensor,
+  options: { weight?: Tensor; reduction?: Reduction; ignoreIndex?: number; labelSmoothing?: number } = {},
+): Tensor {
+  return wrap(
+    native.crossEntropy(
+      input.handle,
+      target.handle,
+      options.weight?.handle ?? null,
+      options.reduction ?? 'mean',
+      options.ignoreIndex ?? -100,
+      options.labelSmoothing ?? 0,
+    ),
+  );
+}
+
+export function nllLoss(
+  input: Tensor,
+  target: Tensor,
+  options: { weight?: Tensor; reduction?: Reduction; ignoreIndex?: number } = {},
+): Tensor {
+  return wrap(
+    native.nllLoss(
+      input.handle,
+      target.handle,
+      options.weight?.handle ?? null,
+      options.reduction ?? 'mean',
+      options.ignoreIndex ?? -100,
+    ),
+  );
+}
+
+export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  return wrap(native.mseLoss(input.handle, target.handle, reduction));
+}
+
+export function binaryCrossEntropyWithLogits(
+  input: Tensor,
+  target: Tensor,
+  options: { weight?: Tensor; posWeight?: Tensor; reduction?: Reduction } = {},
+): Tensor {
+  return wrap(
+    native.binaryCrossEntropyWithLogits(
+      input.handle,
+      target.handle,
+      options.weight?.handle ?? null,
+      options.posWeight?.handle ?? null,
+      options.reduction ?? 'mean',
+    ),
+  );
+}
+
+/** `x / max(‖x‖_p, eps)` along `dim`, as torch.nn.functional.normalize. */
+export function normalize(input: Tensor, options: { p?: number; dim?: number; eps?: number } = {}): Tensor {
+  const { p = 2, dim = 1, eps = 1e-12 } = options;
+  return scope(() => input.div(input.norm(p, dim, true).clampMin(eps).expandAs(input)));
+}
+
+export function cosineSimilarity(a: Tensor, b: Tensor, dim = 1, eps = 1e-8): Tensor {
+  return scope(() => {
+    const dot = a.mul(b).sum(dim);
+    const na = a.norm(2, dim).clampMin(eps);
+    const nb = b.norm(2, dim).clampMin(eps);
+    return dot.div(na.mul(nb));
+  });
+}
+
+/** Constant padding; `pad` lists (before, after) pairs starting from the last dimension, as torch. */
+export function pad(input: Tensor, padding: readonly number[], value = 0): Tensor {
+  return wrap(native.constantPad(input.handle, [...padding], value));
+}
+
+export function oneHot(indices: Tensor, numClasses = -1): Tensor {
+  return wrap(native.oneHot(indices.handle, numClasses));
+}
+
+export interface ConvOptions {
+  stride?: number | readonly number[];
+  padding?: number | readonly number[];
+  dilation?: number | readonly number[];
+  groups?: number;
+}
+
+function tuple(v: number | readonly number[] | undefined, n: number, fallback: number): number[] {
+  if (v === undefined) return new Array<number>(n).fill(fallback);
+  return typeof v === 'number' ? new Array<number>(n).fill(v) : [...v];
+}
+
+export function conv2d(input: Tensor, weight: Tensor, bias: Tensor | null = null, options: ConvOptions = {}): Tensor {
+  return wrap(
+    native.conv2d(
+      input.handle,
+      weight.handle,
+      bias?.handle ?? null,
+      tuple(options.stride, 2, 1),
+      tuple(options.padding, 2, 0),
+      tuple(options.dilation, 2, 1),
+      options.groups ?? 1,
+    ),
+  );
+}
+
+export function conv3d(input: Tensor, weight: Tensor, bias: Tensor | null = null, options: ConvOptions = {}): Tensor {
+  return wrap(
+    native.conv3d(
+      input.handle,
+      weight.handle,
+      bias?.handle ?? null,
+      tuple(options.stride, 3, 1),
+      tuple(options.padding, 3, 0),
+      tuple(options.dilation, 3, 1),
+      options.groups ?? 1,
+    ),
+  );
+}
+
+/**
+ * Attention `softmax(q kᵀ · scale + mask) v` over the last two dims: q (..., L, E), k (..., S, E), v (..., S, Ev).
+ * `attnMask`: bool (true = may attend) or additive float, broadcastable to (..., L, S). Composed from bound ops;
+ * a fused kernel replaces it later without changing this signature (torch.nn.functional's).
+ */
+export function scaledDotProductAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  options: { attnMask?: Tensor | null; dropoutP?: number; isCausal?: boolean; scale?: number; training?: boolean } = {},
+): Tensor {
+  const { attnMask = null, dropoutP = 0, isCausal = false } = options;
+  const scale = options.scale ?? 1 / Math.sqrt(q.size(-1));
+  return scope(() => {
+    let scores = q.matmul(k.transpose(-2, -1)).mul(scale);
+    if (isCausal) {
+      const keep = ones([q.size(-2), k.size(-2)], { dtype: 'bool', device: q.device }).tril();
+      scores = scores.maskedFill(keep.logicalNot(), -Infinity);
+    }
+    if (attnMask !== null) {
+      scores = attnMask.dtype === 'bool' ? scores.maskedFill(attnMask.logicalNot(), -Infinity) : scores.add(attnMask);
+    }
+    let attn = scores.softmax(-1);
+    if (dropoutP > 0 && (options.training ?? true)) attn = dropout(attn, dropoutP, true);
+    return attn.matmul(v);
+  });
+}
+
+/** Casts to a dtype given by name (helper for mixed-precision code). */
+export function cast(input: Tensor, dtype: DTypeLike): Tensor {
+  return wrap(native.toDtype(input.handle, dtypeCode(dtype), false));
+}

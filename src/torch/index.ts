@@ -1,0 +1,18 @@
+// The tensor runtime's public surface: `import * as torch from 'moca-ts/torch'`-style usage.
+export * from './dtype.js';
+export * from './tensor.js';
+export * from './creation.js';
+export * from './scope.js';
+export * from './autograd.js';
+export * from './info.js';
+export * from './safetensors.js';
+export * from './checkpoint.js';
+export * as F from './functional.js';
+export * as init from './nn/init.js';
+export { Module, ModuleList, Parameter, StateDictError, type LoadStateDictResult } from './nn/module.js';
+export { Linear, Embedding, RMSNorm, LayerNorm, Dropout } from './nn/layers.js';
+export { Optimizer, type OptimizerStateDict, type ParamState } from './optim/optimizer.js';
+export { AdamW, type AdamWOptions } from './optim/adamw.js';
+export { SGD, type SGDOptions } from './optim/sgd.js';
+export { clipGradNorm } from './optim/clip.js';
+export * from './optim/lr_scheduler.js';

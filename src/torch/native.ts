@@ -1,0 +1,81 @@
+// Loads the libtorch binding once per thread and applies process-wide settings before libtorch starts.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import type { NativeSignature } from './native-handles.js';
+import type { NativeOps } from './native-ops.js';
+
+const require = createRequire(import.meta.url);
+
+/**
+ * OpenBLAS picks its kernels from the CPU model. On virtual machines that report a generic model it falls back
+ * to the oldest x86-64 kernels (measured on this project's 2-core VM: 64 GFLOP/s instead of 294 at 1024³).
+ * Unless the user chose a core type, pick one from the CPU's instruction-set flags. This must happen before
+ * libtorch (and with it OpenBLAS) is loaded, because OpenBLAS reads the variable in its constructor.
+ */
+export function chooseOpenBlasCoreType(cpuinfo: string): string | undefined {
+  const flagsLine = cpuinfo.split('\n').find((l) => l.startsWith('flags'));
+  if (!flagsLine) return undefined;
+  const flags = new Set(flagsLine.split(':')[1]?.trim().split(/\s+/) ?? []);
+  if (flags.has('avx512f') && flags.has('avx512bw') && flags.has('avx512vl')) return 'SKYLAKEX';
+  if (flags.has('avx2') && flags.has('fma')) return 'HASWELL';
+  return undefined;
+}
+
+function configureEnvironment(): void {
+  if (process.env.OPENBLAS_CORETYPE === undefined && process.platform === 'linux' && process.arch === 'x64') {
+    try {
+      const core = chooseOpenBlasCoreType(readFileSync('/proc/cpuinfo', 'utf8'));
+      if (core) process.env.OPENBLAS_CORETYPE = core;
+    } catch {
+      // No /proc (unusual); OpenBLAS keeps its own detection.
+    }
+  }
+}
+
+function bindingPath(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  // src/torch (ts sources) and dist/src/torch (compiled) both sit below the package root.
+  for (const up of ['../..', '../../..']) {
+    const candidate = path.resolve(here, up, 'native', 'build', 'Release', 'moca_torch.node');
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error(
+    'moca-ts: the libtorch binding is not built (native/build/Release/moca_torch.node is missing). ' +
+      'Run `npm ci` (or `npm run build:native`); see README.md for installing libtorch.',
+  );
+}
+
+interface RawBinding extends NativeOps {
+  signatures(): NativeSignature[];
+}
+
+let binding: RawBinding | undefined;
+
+/** The binding without the defaults applied by `native` (used by the type generator). */
+export function loadBindingRaw(): RawBinding {
+  if (binding === undefined) {
+    configureEnvironment();
+    binding = require(bindingPath()) as RawBinding;
+  }
+  return binding;
+}
+
+function defaultThreads(): number {
+  const fromEnv = Number(process.env.MOCA_NUM_THREADS ?? process.env.OMP_NUM_THREADS);
+  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
+  return os.availableParallelism();
+}
+
+function load(): NativeOps {
+  const b = loadBindingRaw();
+  // libtorch's OpenMP pool may start with one thread on containers; use every core unless told otherwise.
+  b.setNumThreads(defaultThreads());
+  return b;
+}
+
+/** The binding, with one function per libtorch op (see native-ops.ts). */
+export const native: NativeOps = load();
