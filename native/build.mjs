@@ -26,9 +26,7 @@ const nodePrefix = path.dirname(path.dirname(process.execPath));
 const nodeHeaders = path.join(nodePrefix, 'include', 'node', 'node_api.h');
 const nodedirArgs = existsSync(nodeHeaders) ? [`--nodedir=${nodePrefix}`] : [];
 if (nodedirArgs.length === 0) {
-  console.warn(
-    `moca-ts native build: Node headers not found at ${nodeHeaders}; node-gyp will try to download them.`,
-  );
+  console.warn(`moca-ts native build: Node headers not found at ${nodeHeaders}; node-gyp will try to download them.`);
 }
 
 const libtorch = process.env.LIBTORCH;

@@ -215,11 +215,21 @@ export function multinomial(probs: Tensor, numSamples: number, replacement = fal
 // ------------------------------------------------------------------------------------------------ free functions
 
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
-  return wrap(native.cat(tensors.map((t) => t.handle), dim));
+  return wrap(
+    native.cat(
+      tensors.map((t) => t.handle),
+      dim,
+    ),
+  );
 }
 
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
-  return wrap(native.stack(tensors.map((t) => t.handle), dim));
+  return wrap(
+    native.stack(
+      tensors.map((t) => t.handle),
+      dim,
+    ),
+  );
 }
 
 /** Elementwise `condition ? a : b` with broadcasting. */
@@ -231,7 +241,12 @@ export function where(condition: Tensor, a: Tensor | Scalar, b: Tensor | Scalar)
 }
 
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
-  return wrap(native.einsum(equation, operands.map((t) => t.handle)));
+  return wrap(
+    native.einsum(
+      equation,
+      operands.map((t) => t.handle),
+    ),
+  );
 }
 
 export function matmul(a: Tensor, b: Tensor): Tensor {

@@ -1,15 +1,6 @@
 /** Element types, named as in PyTorch (`torch.float32` is `'float32'`). */
 export type DType =
-  | 'float32'
-  | 'float64'
-  | 'bfloat16'
-  | 'float16'
-  | 'int64'
-  | 'int32'
-  | 'int16'
-  | 'int8'
-  | 'uint8'
-  | 'bool';
+  'float32' | 'float64' | 'bfloat16' | 'float16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
 /** Accepted spellings: the canonical names plus PyTorch's and the common short aliases. */
 export type DTypeLike =
@@ -114,14 +105,7 @@ export function isFloatingPoint(d: DType): boolean {
 }
 
 export type TypedArray =
-  | Float32Array
-  | Float64Array
-  | Int32Array
-  | Int16Array
-  | Int8Array
-  | Uint8Array
-  | BigInt64Array
-  | Uint16Array;
+  Float32Array | Float64Array | Int32Array | Int16Array | Int8Array | Uint8Array | BigInt64Array | Uint16Array;
 
 /** The dtype a TypedArray's elements are read as when no dtype is given. */
 export function dtypeOfTypedArray(a: ArrayBufferView): DType {

@@ -25,10 +25,9 @@ const TO_DTYPE: Record<string, DType> = {
   BOOL: 'bool',
 };
 
-const FROM_DTYPE: Record<DType, string> = Object.fromEntries(Object.entries(TO_DTYPE).map(([k, v]) => [v, k])) as Record<
-  DType,
-  string
->;
+const FROM_DTYPE: Record<DType, string> = Object.fromEntries(
+  Object.entries(TO_DTYPE).map(([k, v]) => [v, k]),
+) as Record<DType, string>;
 
 /** Largest header accepted (the reference implementation's limit is 100 MB). */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -69,8 +68,10 @@ export class SafetensorsFile {
     if (size < 8) fail(`file is ${size} bytes, too short for a safetensors header length`);
     const lenBytes = native.mappingBytes(mapping, 0, 8);
     const headerLen = Number(lenBytes.readBigUInt64LE(0));
-    if (headerLen > MAX_HEADER_BYTES) fail(`header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt file?)`);
-    if (8 + headerLen > size) fail(`header length ${headerLen} runs past the end of the file (${size} bytes): truncated or not safetensors`);
+    if (headerLen > MAX_HEADER_BYTES)
+      fail(`header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt file?)`);
+    if (8 + headerLen > size)
+      fail(`header length ${headerLen} runs past the end of the file (${size} bytes): truncated or not safetensors`);
     const headerText = native.mappingBytes(mapping, 8, headerLen).toString('utf8');
     if (!headerText.startsWith('{')) fail('header does not start with "{" (not a safetensors file?)');
     let header: unknown;

@@ -599,7 +599,13 @@ export class Tensor {
   }
 
   allclose(other: Tensor, options: { rtol?: number; atol?: number; equalNan?: boolean } = {}): boolean {
-    return native.allclose(this.handle, other.handle, options.rtol ?? 1e-5, options.atol ?? 1e-8, options.equalNan ?? false);
+    return native.allclose(
+      this.handle,
+      other.handle,
+      options.rtol ?? 1e-5,
+      options.atol ?? 1e-8,
+      options.equalNan ?? false,
+    );
   }
 
   // ---------------------------------------------------------------------------------------------- reductions
@@ -857,7 +863,12 @@ export class Tensor {
       }
       if (list.some((a) => a !== null)) {
         while (list.length > 0 && list[list.length - 1] === null) list.pop();
-        const result = wrap(native.index(current.handle, list.map((a) => (a === null ? null : a.handle))));
+        const result = wrap(
+          native.index(
+            current.handle,
+            list.map((a) => (a === null ? null : a.handle)),
+          ),
+        );
         if (current !== this) temps.push(current);
         return result;
       }
@@ -928,7 +939,11 @@ export class Tensor {
     return wrap(native.argsort(this.handle, dim, options.descending ?? false, options.stable ?? false));
   }
 
-  topk(k: number, dim = -1, options: { largest?: boolean; sorted?: boolean } = {}): { values: Tensor; indices: Tensor } {
+  topk(
+    k: number,
+    dim = -1,
+    options: { largest?: boolean; sorted?: boolean } = {},
+  ): { values: Tensor; indices: Tensor } {
     const [v, i] = native.topk(this.handle, k, dim, options.largest ?? true, options.sorted ?? true);
     return { values: wrap(v), indices: wrap(i) };
   }

@@ -55,7 +55,9 @@ export class Embedding extends Module {
     options: FactoryOptions & { paddingIdx?: number } = {},
   ) {
     super();
-    this.weight = param(empty([numEmbeddings, embeddingDim], { dtype: options.dtype ?? 'float32', device: options.device ?? 'cpu' }));
+    this.weight = param(
+      empty([numEmbeddings, embeddingDim], { dtype: options.dtype ?? 'float32', device: options.device ?? 'cpu' }),
+    );
     normal_(this.weight);
     this.paddingIdx = options.paddingIdx;
   }

@@ -157,7 +157,10 @@ export abstract class Module {
           if (entry.tensor === null) continue;
           const t = entry.tensor;
           const floating = t.dtype.startsWith('float') || t.dtype === 'bfloat16';
-          const moved = t.to({ dtype: floating ? (target.dtype ?? t.dtype) : t.dtype, device: target.device ?? t.device });
+          const moved = t.to({
+            dtype: floating ? (target.dtype ?? t.dtype) : t.dtype,
+            device: target.device ?? t.device,
+          });
           mod.registerBuffer(name, moved, entry.persistent);
         }
       }
@@ -223,7 +226,9 @@ export abstract class Module {
       }
     }
     if (mismatches.length > 0) {
-      throw new StateDictError(`size mismatch in loading state dict for ${this.constructor.name}:\n  ${mismatches.join('\n  ')}`);
+      throw new StateDictError(
+        `size mismatch in loading state dict for ${this.constructor.name}:\n  ${mismatches.join('\n  ')}`,
+      );
     }
     noGrad(() => {
       for (const [key, target] of own) {

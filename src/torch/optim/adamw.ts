@@ -13,7 +13,14 @@ export interface AdamWOptions {
   maximize: boolean;
 }
 
-const DEFAULTS: AdamWOptions = { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false };
+const DEFAULTS: AdamWOptions = {
+  lr: 1e-3,
+  betas: [0.9, 0.999],
+  eps: 1e-8,
+  weightDecay: 1e-2,
+  amsgrad: false,
+  maximize: false,
+};
 
 export class AdamW extends Optimizer<AdamWOptions> {
   constructor(

@@ -100,13 +100,17 @@ export abstract class Optimizer<H extends { lr: number }> {
   /** Restores state saved by stateDict() (copies the tensors; group options such as lr are restored too). */
   loadStateDict(sd: OptimizerStateDict<H>): void {
     if (sd.paramGroups.length !== this.paramGroups.length) {
-      throw new Error(`optimizer state has ${sd.paramGroups.length} parameter groups, the optimizer has ${this.paramGroups.length}`);
+      throw new Error(
+        `optimizer state has ${sd.paramGroups.length} parameter groups, the optimizer has ${this.paramGroups.length}`,
+      );
     }
     const flat: Parameter[] = [];
     this.paramGroups.forEach((g, gi) => {
       const saved = sd.paramGroups[gi]!;
       if (saved.params.length !== g.params.length) {
-        throw new Error(`optimizer group ${gi}: state has ${saved.params.length} parameters, the optimizer has ${g.params.length}`);
+        throw new Error(
+          `optimizer group ${gi}: state has ${saved.params.length} parameters, the optimizer has ${g.params.length}`,
+        );
       }
       const { params: _ids, ...options } = saved;
       void _ids;
