@@ -75,7 +75,6 @@ static void registerGlobalOps(Registry& r) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);
-  data->tensorConstructor = Napi::Persistent(TensorWrap::DefineClass(env));
   data->signatures = Napi::Persistent(Napi::Array::New(env));
 
   Registry r(env, exports);

@@ -104,16 +104,16 @@ Napi::Value tensorFromMapping(const Napi::CallbackInfo& info) {
     TORCH_CHECK(offset >= 0 && static_cast<size_t>(offset + nbytes) <= m->size, "tensor bytes [", offset, ", ",
                 offset + nbytes, ") are outside '", m->path, "' (", m->size, " bytes)");
     auto options = at::TensorOptions().dtype(dtype);
-    if (nbytes == 0) return TensorWrap::Wrap(env, at::empty(shape, options));
+    if (nbytes == 0) return tensor_handle::wrap(env, at::empty(shape, options));
     uint8_t* ptr = static_cast<uint8_t*>(m->data) + offset;
     if (reinterpret_cast<uintptr_t>(ptr) % itemsize != 0) {
       at::Tensor t = at::empty(shape, options);
       std::memcpy(t.data_ptr(), ptr, nbytes);
-      return TensorWrap::Wrap(env, t);
+      return tensor_handle::wrap(env, t);
     }
     at::Tensor t = at::from_blob(
         ptr, shape, [m](void*) mutable { m.reset(); }, options);
-    return TensorWrap::Wrap(env, t);
+    return tensor_handle::wrap(env, t);
   } catch (...) {
     rethrowAsJs(env, "tensorFromMapping");
   }

@@ -16,78 +16,72 @@ const napi_type_tag kTensorTag = {0x6d6f63615f747332ULL, 0x74656e736f723031ULL};
 
 AddonData& addonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
 
-Napi::Function TensorWrap::DefineClass(Napi::Env env) {
-  return ObjectWrap<TensorWrap>::DefineClass(env, "NativeTensor",
-                                             {
-                                                 InstanceMethod("dispose", &TensorWrap::JsDispose),
-                                                 InstanceMethod("isDisposed", &TensorWrap::JsIsDisposed),
-                                             });
-}
+namespace tensor_handle {
 
-TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : ObjectWrap<TensorWrap>(info) {
-  Napi::Env env = info.Env();
-  if (info.Length() != 1 || !info[0].IsExternal()) {
-    throw Napi::TypeError::New(env, "NativeTensor cannot be constructed from JavaScript; use the torch API");
-  }
-  auto* source = info[0].As<Napi::External<at::Tensor>>().Data();
-  tensor_ = std::move(*source);
-  info.This().As<Napi::Object>().TypeTag(&kTensorTag);
-  account(env);
-}
-
-void TensorWrap::account(Napi::Env env) {
-  if (!tensor_.defined() || !tensor_.has_storage()) return;
-  const void* key = tensor_.storage().unsafeGetStorageImpl();
+static void account(Napi::Env env, TensorBox* box) {
+  const at::Tensor& t = box->tensor;
+  if (!t.defined() || !t.has_storage()) return;
+  const void* key = t.storage().unsafeGetStorageImpl();
   auto& refs = addonData(env).storageRefs;
   auto it = refs.find(key);
   if (it == refs.end()) {
-    int64_t bytes = static_cast<int64_t>(tensor_.storage().nbytes());
+    int64_t bytes = static_cast<int64_t>(t.storage().nbytes());
     refs.emplace(key, std::make_pair(int64_t{1}, bytes));
     if (bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
   } else {
     it->second.first += 1;
   }
-  storageKey_ = key;
+  box->storageKey = key;
 }
 
-void TensorWrap::release() {
-  if (storageKey_ != nullptr) {
-    Napi::Env env = Env();
+static void release(Napi::Env env, TensorBox* box) {
+  if (box->storageKey != nullptr) {
     auto& refs = addonData(env).storageRefs;
-    auto it = refs.find(storageKey_);
+    auto it = refs.find(box->storageKey);
     if (it != refs.end() && --it->second.first == 0) {
       if (it->second.second > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -it->second.second);
       refs.erase(it);
     }
-    storageKey_ = nullptr;
   }
-  tensor_.reset();
+  delete box;
 }
 
-TensorWrap::~TensorWrap() { release(); }
+static void finalize(napi_env env, void* data, void* /*hint*/) { release(Napi::Env(env), static_cast<TensorBox*>(data)); }
 
-Napi::Value TensorWrap::JsDispose(const Napi::CallbackInfo& info) {
-  release();
-  return info.Env().Undefined();
-}
-
-Napi::Value TensorWrap::JsIsDisposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), disposed());
-}
-
-Napi::Value TensorWrap::Wrap(Napi::Env env, at::Tensor tensor) {
+Napi::Value wrap(Napi::Env env, at::Tensor tensor) {
   if (!tensor.defined()) return env.Null();
-  auto external = Napi::External<at::Tensor>::New(env, &tensor);
-  return addonData(env).tensorConstructor.New({external});
+  Napi::Object obj = Napi::Object::New(env);
+  obj.TypeTag(&kTensorTag);
+  auto* box = new TensorBox{std::move(tensor), nullptr};
+  account(env, box);
+  napi_status status = napi_wrap(env, obj, box, &finalize, nullptr, nullptr);
+  if (status != napi_ok) {
+    release(env, box);
+    throw Napi::Error::New(env, "internal error: could not attach a tensor to its handle");
+  }
+  return obj;
 }
 
-bool TensorWrap::IsTensor(const Napi::Value& value) {
+bool isTensor(const Napi::Value& value) {
   return value.IsObject() && value.As<Napi::Object>().CheckTypeTag(&kTensorTag);
 }
 
-TensorWrap* TensorWrap::Unwrap(const Napi::Value& value) {
-  return ObjectWrap<TensorWrap>::Unwrap(value.As<Napi::Object>());
+TensorBox* unwrap(const Napi::Value& value) {
+  if (!isTensor(value)) throw Napi::TypeError::New(value.Env(), "expected a tensor handle");
+  void* data = nullptr;
+  if (napi_unwrap(value.Env(), value, &data) != napi_ok) return nullptr;  // disposed: the wrap was removed
+  return static_cast<TensorBox*>(data);
 }
+
+void dispose(const Napi::Value& value) {
+  if (unwrap(value) == nullptr) return;  // idempotent
+  void* data = nullptr;
+  if (napi_remove_wrap(value.Env(), value, &data) == napi_ok && data != nullptr) {
+    release(value.Env(), static_cast<TensorBox*>(data));
+  }
+}
+
+}  // namespace tensor_handle
 
 // ---------------------------------------------------------------------------------------------------------
 
@@ -102,7 +96,7 @@ static std::string describe(const Napi::Value& v) {
   }
   if (v.IsString()) return "a string";
   if (v.IsArray()) return "an array";
-  if (TensorWrap::IsTensor(v)) return "a Tensor";
+  if (tensor_handle::isTensor(v)) return "a Tensor";
   if (v.IsFunction()) return "a function";
   return "an object";
 }
@@ -202,7 +196,7 @@ static Napi::Value fromBuffer(const Napi::CallbackInfo& info) {
                                            " bytes, the buffer has " + std::to_string(byteLength));
     }
     if (need) std::memcpy(t.data_ptr(), src, need);
-    return TensorWrap::Wrap(env, t);
+    return tensor_handle::wrap(env, t);
   } catch (...) {
     rethrowAsJs(env, "fromBuffer");
   }
@@ -224,7 +218,20 @@ static Napi::Value toBuffer(const Napi::CallbackInfo& info) {
   }
 }
 
+static Napi::Value disposeHandle(const Napi::CallbackInfo& info) {
+  if (!tensor_handle::isTensor(info[0])) throw Napi::TypeError::New(info.Env(), "dispose: argument 'self' must be a Tensor");
+  tensor_handle::dispose(info[0]);
+  return info.Env().Undefined();
+}
+
+static Napi::Value isDisposedHandle(const Napi::CallbackInfo& info) {
+  if (!tensor_handle::isTensor(info[0])) throw Napi::TypeError::New(info.Env(), "isDisposed: argument 'self' must be a Tensor");
+  return Napi::Boolean::New(info.Env(), tensor_handle::unwrap(info[0]) == nullptr);
+}
+
 void registerTensorInfoOps(Registry& r) {
+  r.defRaw("dispose", &disposeHandle, "self: NativeTensor", "void");
+  r.defRaw("isDisposed", &isDisposedHandle, "self: NativeTensor", "boolean");
   r.defRaw("fromBuffer", &fromBuffer, "data: ArrayBufferView, shape: number[], dtype: number", "NativeTensor");
   r.defRaw("toBuffer", &toBuffer, "self: NativeTensor", "Buffer");
 

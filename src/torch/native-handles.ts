@@ -1,7 +1,5 @@
-/** Opaque handle to one libtorch tensor, owned by the binding. Use the `Tensor` class instead. */
+/** Opaque handle to one libtorch tensor, owned by the binding (freed by `native.dispose`). Use `Tensor`. */
 export interface NativeTensor {
-  dispose(): void;
-  isDisposed(): boolean;
   readonly __nativeTensor: never;
 }
 

@@ -9,13 +9,7 @@ export interface NativeOps {
   addcdiv_(self: NativeTensor, tensor1: NativeTensor, tensor2: NativeTensor, value: number | boolean): void;
   addcmul(self: NativeTensor, tensor1: NativeTensor, tensor2: NativeTensor, value: number | boolean): NativeTensor;
   addcmul_(self: NativeTensor, tensor1: NativeTensor, tensor2: NativeTensor, value: number | boolean): void;
-  addmm(
-    self: NativeTensor,
-    mat1: NativeTensor,
-    mat2: NativeTensor,
-    beta: number | boolean,
-    alpha: number | boolean,
-  ): NativeTensor;
+  addmm(self: NativeTensor, mat1: NativeTensor, mat2: NativeTensor, beta: number | boolean, alpha: number | boolean): NativeTensor;
   addScalar(self: NativeTensor, other: number | boolean, alpha: number | boolean): NativeTensor;
   addScalar_(self: NativeTensor, other: number | boolean, alpha: number | boolean): void;
   all(self: NativeTensor): NativeTensor;
@@ -25,49 +19,19 @@ export interface NativeOps {
   amin(self: NativeTensor, dims: number[], keepdim: boolean): NativeTensor;
   any(self: NativeTensor): NativeTensor;
   anyDim(self: NativeTensor, dim: number, keepdim: boolean): NativeTensor;
-  arange(
-    start: number | boolean,
-    end: number | boolean,
-    step: number | boolean,
-    dtype: number,
-    device: string,
-  ): NativeTensor;
+  arange(start: number | boolean, end: number | boolean, step: number | boolean, dtype: number, device: string): NativeTensor;
   argmax(self: NativeTensor, dim: number | null, keepdim: boolean): NativeTensor;
   argmin(self: NativeTensor, dim: number | null, keepdim: boolean): NativeTensor;
   argsort(self: NativeTensor, dim: number, descending: boolean, stable: boolean): NativeTensor;
   atan2(self: NativeTensor, other: NativeTensor): NativeTensor;
-  autogradBackward(
-    tensors: NativeTensor[],
-    gradTensors: (NativeTensor | null)[],
-    retainGraph: boolean,
-    createGraph: boolean,
-  ): void;
-  autogradGrad(
-    outputs: NativeTensor[],
-    inputs: NativeTensor[],
-    gradOutputs: (NativeTensor | null)[],
-    retainGraph: boolean,
-    createGraph: boolean,
-    allowUnused: boolean,
-  ): NativeTensor[];
+  autogradBackward(tensors: NativeTensor[], gradTensors: (NativeTensor | null)[], retainGraph: boolean, createGraph: boolean): void;
+  autogradGrad(outputs: NativeTensor[], inputs: NativeTensor[], gradOutputs: (NativeTensor | null)[], retainGraph: boolean, createGraph: boolean, allowUnused: boolean): NativeTensor[];
   backward(self: NativeTensor, gradient: NativeTensor | null, retainGraph: boolean, createGraph: boolean): void;
-  baddbmm(
-    self: NativeTensor,
-    batch1: NativeTensor,
-    batch2: NativeTensor,
-    beta: number | boolean,
-    alpha: number | boolean,
-  ): NativeTensor;
+  baddbmm(self: NativeTensor, batch1: NativeTensor, batch2: NativeTensor, beta: number | boolean, alpha: number | boolean): NativeTensor;
   bernoulli(self: NativeTensor): NativeTensor;
   bernoulli_(self: NativeTensor, p: number): void;
   bernoulliScalar(self: NativeTensor, p: number): NativeTensor;
-  binaryCrossEntropyWithLogits(
-    input: NativeTensor,
-    target: NativeTensor,
-    weight: NativeTensor | null,
-    posWeight: NativeTensor | null,
-    reduction: string,
-  ): NativeTensor;
+  binaryCrossEntropyWithLogits(input: NativeTensor, target: NativeTensor, weight: NativeTensor | null, posWeight: NativeTensor | null, reduction: string): NativeTensor;
   bincount(self: NativeTensor, weights: NativeTensor | null, minlength: number): NativeTensor;
   bitwiseAnd(self: NativeTensor, other: NativeTensor): NativeTensor;
   bitwiseAndScalar(self: NativeTensor, other: number | boolean): NativeTensor;
@@ -86,35 +50,12 @@ export interface NativeOps {
   clone(self: NativeTensor): NativeTensor;
   constantPad(self: NativeTensor, pad: number[], value: number | boolean): NativeTensor;
   contiguous(self: NativeTensor): NativeTensor;
-  conv2d(
-    input: NativeTensor,
-    weight: NativeTensor,
-    bias: NativeTensor | null,
-    stride: number[],
-    padding: number[],
-    dilation: number[],
-    groups: number,
-  ): NativeTensor;
-  conv3d(
-    input: NativeTensor,
-    weight: NativeTensor,
-    bias: NativeTensor | null,
-    stride: number[],
-    padding: number[],
-    dilation: number[],
-    groups: number,
-  ): NativeTensor;
+  conv2d(input: NativeTensor, weight: NativeTensor, bias: NativeTensor | null, stride: number[], padding: number[], dilation: number[], groups: number): NativeTensor;
+  conv3d(input: NativeTensor, weight: NativeTensor, bias: NativeTensor | null, stride: number[], padding: number[], dilation: number[], groups: number): NativeTensor;
   copy_(self: NativeTensor, src: NativeTensor): void;
   cos(self: NativeTensor): NativeTensor;
   countNonzero(self: NativeTensor, dim?: number | null): NativeTensor;
-  crossEntropy(
-    input: NativeTensor,
-    target: NativeTensor,
-    weight: NativeTensor | null,
-    reduction: string,
-    ignoreIndex: number,
-    labelSmoothing: number,
-  ): NativeTensor;
+  crossEntropy(input: NativeTensor, target: NativeTensor, weight: NativeTensor | null, reduction: string, ignoreIndex: number, labelSmoothing: number): NativeTensor;
   cudaDeviceCount(): number;
   cudaIsAvailable(): boolean;
   cumprod(self: NativeTensor, dim: number, dtype?: number | null): NativeTensor;
@@ -125,6 +66,7 @@ export interface NativeOps {
   diagEmbed(self: NativeTensor): NativeTensor;
   diagonal(self: NativeTensor, offset: number, dim1: number, dim2: number): NativeTensor;
   dim(self: NativeTensor): number;
+  dispose(self: NativeTensor): void;
   div(self: NativeTensor, other: NativeTensor): NativeTensor;
   div_(self: NativeTensor, other: NativeTensor): void;
   divMode(self: NativeTensor, other: NativeTensor, roundingMode: string): NativeTensor;
@@ -169,36 +111,20 @@ export interface NativeOps {
   hasLapack(): boolean;
   hasMkldnn(): boolean;
   index(self: NativeTensor, indices: (NativeTensor | null)[]): NativeTensor;
-  indexAdd(
-    self: NativeTensor,
-    dim: number,
-    index: NativeTensor,
-    source: NativeTensor,
-    alpha: number | boolean,
-  ): NativeTensor;
+  indexAdd(self: NativeTensor, dim: number, index: NativeTensor, source: NativeTensor, alpha: number | boolean): NativeTensor;
   indexFill_(self: NativeTensor, dim: number, index: NativeTensor, value: number | boolean): void;
-  indexPut(
-    self: NativeTensor,
-    indices: (NativeTensor | null)[],
-    values: NativeTensor,
-    accumulate: boolean,
-  ): NativeTensor;
+  indexPut(self: NativeTensor, indices: (NativeTensor | null)[], values: NativeTensor, accumulate: boolean): NativeTensor;
   indexPut_(self: NativeTensor, indices: (NativeTensor | null)[], values: NativeTensor, accumulate: boolean): void;
   indexSelect(self: NativeTensor, dim: number, index: NativeTensor): NativeTensor;
   isContiguous(self: NativeTensor): boolean;
+  isDisposed(self: NativeTensor): boolean;
   isfinite(self: NativeTensor): NativeTensor;
   isGradEnabled(): boolean;
   isinf(self: NativeTensor): NativeTensor;
   isLeaf(self: NativeTensor): boolean;
   isnan(self: NativeTensor): NativeTensor;
   item(self: NativeTensor): number;
-  layerNorm(
-    input: NativeTensor,
-    normalizedShape: number[],
-    weight: NativeTensor | null,
-    bias: NativeTensor | null,
-    eps: number,
-  ): NativeTensor;
+  layerNorm(input: NativeTensor, normalizedShape: number[], weight: NativeTensor | null, bias: NativeTensor | null, eps: number): NativeTensor;
   le(self: NativeTensor, other: NativeTensor): NativeTensor;
   lerp(self: NativeTensor, end: NativeTensor, weight: number | boolean): NativeTensor;
   lerp_(self: NativeTensor, end: NativeTensor, weight: number | boolean): void;
@@ -248,13 +174,7 @@ export interface NativeOps {
   neg(self: NativeTensor): NativeTensor;
   neg_(self: NativeTensor): void;
   neScalar(self: NativeTensor, other: number | boolean): NativeTensor;
-  nllLoss(
-    input: NativeTensor,
-    target: NativeTensor,
-    weight: NativeTensor | null,
-    reduction: string,
-    ignoreIndex: number,
-  ): NativeTensor;
+  nllLoss(input: NativeTensor, target: NativeTensor, weight: NativeTensor | null, reduction: string, ignoreIndex: number): NativeTensor;
   nonzero(self: NativeTensor): NativeTensor;
   norm(self: NativeTensor, p: number | boolean, dims: number[] | null, keepdim: boolean): NativeTensor;
   normal_(self: NativeTensor, mean: number, std: number): void;

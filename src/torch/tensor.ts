@@ -72,7 +72,7 @@ export class Tensor {
   /** Releases this handle's reference to the tensor's memory. Idempotent. */
   dispose(): void {
     if (this.h !== null) {
-      this.h.dispose();
+      native.dispose(this.h);
       this.h = null;
     }
   }

@@ -1,0 +1,223 @@
+// Benchmark dispatcher: `node dist/bench/run.js <bench|all> [--threads 2] [--rounds 5] [--steps 3] [--warmup k]
+// [--seed n] [--python /usr/bin/python3]`. One JSON line per measurement on stdout; progress on stderr.
+import {
+  type BenchCase,
+  type BenchOptions,
+  type BenchSpec,
+  type CaseSamples,
+  median,
+  round,
+  runBench,
+} from './harness.js';
+import type { TinyTransformerConfig } from './models/tiny-transformer.js';
+import type { MatmulCase } from './workers/matmul.js';
+
+const med = (xs: number[] | undefined): number | null => (xs && xs.length > 0 ? round(median(xs)) : null);
+
+function phaseFields(side: 'ours' | 'peer', s: CaseSamples): Record<string, unknown> {
+  return {
+    [`${side}_forward_ms`]: med(s.values.forward_ms),
+    [`${side}_backward_ms`]: med(s.values.backward_ms),
+    [`${side}_optimizer_ms`]: med(s.values.optimizer_ms),
+  };
+}
+
+/** The train-step model (type-only import: the parent must not load libtorch before choosing OPENBLAS_CORETYPE). */
+const TRAIN_STEP_MODEL: TinyTransformerConfig = {
+  vocabSize: 1024,
+  dModel: 256,
+  nHeads: 4,
+  nLayers: 4,
+  dFf: 1024,
+  seqLen: 128,
+  causal: false,
+};
+const TRAIN_STEP_BATCH = 16;
+
+const trainStep: BenchSpec = {
+  name: 'train-step',
+  description:
+    '4-layer pre-norm transformer encoder LM (d=256, 4 heads, seq 128, batch 16, FFN 1024, vocab 1024, ' +
+    'bidirectional attention), cross-entropy + AdamW: ms per step (forward+backward+step+zero_grad)',
+  oursWorker: 'train-step.js',
+  peerScript: 'train_step.py',
+  defaults: { rounds: 5, steps: 3, warmup: 3 },
+  config: () => ({ model: TRAIN_STEP_MODEL, batch: TRAIN_STEP_BATCH, lr: 1e-3, weightDecay: 0.01 }),
+  cases: () => [
+    { id: undefined, metric: 'ms_per_step', unit: 'ms', higherIsBetter: false, value: (ms: number) => ms },
+  ],
+  extra(_c, ours, peer) {
+    const o = ours.cases.get(undefined)!;
+    const p = peer.cases.get(undefined)!;
+    const handles = o.values.live_handles ?? [];
+    const growth = handles.length > 0 ? Math.max(...handles) - handles[0]! : null;
+    if (growth !== null && growth > 0) {
+      process.stderr.write(`WARNING train-step: our live tensor handles grew by ${growth} across measured steps\n`);
+    }
+    const firstLoss = (s: CaseSamples): number | null => s.warmupValues.loss?.[0] ?? s.values.loss?.[0] ?? null;
+    const lastLoss = (s: CaseSamples): number | null => s.values.loss?.at(-1) ?? null;
+    const model = TRAIN_STEP_MODEL;
+    return {
+      attention: model.causal ? 'causal' : 'bidirectional',
+      model: `L${model.nLayers} d${model.dModel} h${model.nHeads} ff${model.dFf} T${model.seqLen} V${model.vocabSize} B${TRAIN_STEP_BATCH}`,
+      parameters: ours.init.parameters ?? null,
+      same_data: ours.init.data_checksum === peer.init.data_checksum,
+      ...phaseFields('ours', o),
+      ...phaseFields('peer', p),
+      ours_loss_first: round(firstLoss(o), 6),
+      peer_loss_first: round(firstLoss(p), 6),
+      ours_loss_last: round(lastLoss(o), 6),
+      peer_loss_last: round(lastLoss(p), 6),
+      ours_live_handles: handles.at(-1) ?? null,
+      ours_handles_growth: growth,
+      ours_live_tensor_mib: round(o.values.live_mib?.at(-1) ?? null),
+    };
+  },
+};
+
+const MATMUL_SIZES: [number, number, number][] = [
+  [512, 512, 512],
+  [1024, 1024, 1024],
+  [2048, 768, 3072],
+];
+/** Work per measured step, so that small sizes are timed over many products (≈0.1 s at 150 GFLOP/s). */
+const MATMUL_FLOP_PER_STEP = 1.5e10;
+
+const matmul: BenchSpec = {
+  name: 'matmul',
+  description: 'fp32 matmul GFLOP/s (M×K×N) at 512³, 1024³ and 2048×768×3072; ratio = ours/peer GFLOP/s',
+  oursWorker: 'matmul.js',
+  peerScript: 'matmul.py',
+  defaults: { rounds: 5, steps: 3, warmup: 1 },
+  config: () => ({
+    cases: MATMUL_SIZES.map(([m, k, n]): MatmulCase => {
+      const flop = 2 * m * k * n;
+      return { id: `${m}x${k}x${n}`, m, k, n, reps: Math.max(1, Math.ceil(MATMUL_FLOP_PER_STEP / flop)) };
+    }),
+  }),
+  cases: (config) =>
+    (config.cases as MatmulCase[]).map(
+      (mc): BenchCase => ({
+        id: mc.id,
+        metric: `gflops_${mc.id}`,
+        unit: 'GFLOP/s',
+        higherIsBetter: true,
+        value: (ms: number) => (2 * mc.m * mc.k * mc.n * mc.reps) / (ms * 1e6),
+      }),
+    ),
+  extra(c, ours, peer) {
+    const mc = (ours.init.checksums ?? {}) as Record<string, number>;
+    const pc = (peer.init.checksums ?? {}) as Record<string, number>;
+    const a = mc[c.id ?? ''];
+    const b = pc[c.id ?? ''];
+    const sizes = MATMUL_SIZES.find(([m, k, n]) => `${m}x${k}x${n}` === c.id)!;
+    const flop = 2 * sizes[0] * sizes[1] * sizes[2];
+    const msPer = (gflops: number[]): number | null => (gflops.length ? round(flop / (median(gflops) * 1e6)) : null);
+    return {
+      m: sizes[0],
+      k: sizes[1],
+      n: sizes[2],
+      matmuls_per_step: Math.max(1, Math.ceil(MATMUL_FLOP_PER_STEP / flop)),
+      ours_ms_per_matmul: msPer(ours.cases.get(c.id)!.samples),
+      peer_ms_per_matmul: msPer(peer.cases.get(c.id)!.samples),
+      same_data: a !== undefined && b !== undefined && Math.abs(a - b) <= 1e-3 * Math.max(1, Math.abs(a)),
+      ratio_note: 'ours/peer of GFLOP/s: above 1 means ours is faster',
+    };
+  },
+};
+
+const BENCHES: BenchSpec[] = [trainStep, matmul];
+
+function usage(): string {
+  const lines = BENCHES.map((b) => `  ${b.name.padEnd(12)} ${b.description}`);
+  return (
+    'usage: npm run bench -- <name|all> [--threads N] [--rounds N] [--steps N] [--warmup N] [--seed N] ' +
+    '[--python PATH]\n\navailable benches:\n' +
+    lines.join('\n') +
+    '\n  all          every bench above, in order\n'
+  );
+}
+
+interface Parsed {
+  names: string[];
+  flags: Partial<BenchOptions>;
+}
+
+function parseArgs(argv: readonly string[]): Parsed {
+  const names: string[] = [];
+  const flags: Partial<BenchOptions> = {};
+  const intFlags = new Set(['threads', 'rounds', 'steps', 'warmup', 'seed']);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) {
+      names.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const key = arg.slice(2, eq < 0 ? undefined : eq);
+    const value = eq < 0 ? argv[++i] : arg.slice(eq + 1);
+    if (key === 'help') throw new UsageError('');
+    if (value === undefined) throw new UsageError(`--${key} needs a value`);
+    if (key === 'python') {
+      flags.python = value;
+    } else if (intFlags.has(key)) {
+      const n = Number(value);
+      const min = key === 'warmup' || key === 'seed' ? 0 : 1;
+      if (!Number.isInteger(n) || n < min) throw new UsageError(`--${key} must be an integer ≥ ${min}, got ${value}`);
+      (flags as Record<string, number>)[key] = n;
+    } else {
+      throw new UsageError(`unknown option --${key}`);
+    }
+  }
+  return { names, flags };
+}
+
+class UsageError extends Error {}
+
+async function main(): Promise<number> {
+  let parsed: Parsed;
+  try {
+    parsed = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      if (err.message) process.stderr.write(`${err.message}\n`);
+      process.stderr.write(usage());
+      return 2;
+    }
+    throw err;
+  }
+  const known = new Map(BENCHES.map((b) => [b.name, b]));
+  const unknown = parsed.names.filter((n) => n !== 'all' && !known.has(n));
+  if (parsed.names.length === 0 || unknown.length > 0) {
+    if (unknown.length > 0) process.stderr.write(`unknown bench: ${unknown.join(', ')}\n`);
+    process.stderr.write(usage());
+    return 2;
+  }
+  const selected = parsed.names.includes('all') ? BENCHES : parsed.names.map((n) => known.get(n)!);
+  for (const spec of selected) {
+    const options: BenchOptions = {
+      threads: 2,
+      rounds: 5,
+      steps: 3,
+      warmup: 2,
+      seed: 1234,
+      python: process.env.PYTHON ?? '/usr/bin/python3',
+      ...spec.defaults,
+      ...parsed.flags,
+    };
+    await runBench(spec, options);
+  }
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+    // The parent loads libtorch to choose OPENBLAS_CORETYPE; exit explicitly rather than wait on its threads.
+    process.exit(code);
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
