@@ -466,7 +466,7 @@ describe('dtype conversions', () => {
     'bfloat16 rounds to nearest, ties to even (hand-derived)',
     scoped(() => {
       // bf16 keeps 7 mantissa bits: the spacing in [1, 2) is 2^-7 = 0.0078125.
-      const x = torch.tensor(new Float32Array([1.00390625, 1.01171875, 1.005859375, 3.14159, 256.5, -0.1, 1e-40]));
+      const x = torch.tensor(new Float32Array([1.00390625, 1.01171875, 1.005859375, 3.14159, 256.5, -0.1, 1e-40, 3e-41]));
       const b = x.to('bf16');
       assert.equal(b.dtype, 'bfloat16');
       assert.equal(b.elementSize(), 2);
@@ -477,7 +477,8 @@ describe('dtype conversions', () => {
         3.140625, // 2 · (1 + 73/128)
         256, // spacing at 256 is 2: 256.5 → 256
         -0.10009765625, // -(1 + 77/128) · 2^-4
-        0, // below bf16's smallest subnormal 2^-133 ≈ 9.2e-41 by more than half
+        2 ** -133, // 1e-40 ≈ 1.09 · 2^-133, bf16's smallest subnormal
+        0, // 3e-41 ≈ 0.33 · 2^-133 → 0
       ]);
       assert.equal(x.bfloat16().dtype, 'bfloat16');
     }),

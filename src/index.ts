@@ -1,0 +1,2 @@
+// moca-ts public entry point.
+export * as torch from './torch/index.js';
