@@ -16,3 +16,4 @@ export { AdamW, type AdamWOptions } from './optim/adamw.js';
 export { SGD, type SGDOptions } from './optim/sgd.js';
 export { clipGradNorm } from './optim/clip.js';
 export * from './optim/lr_scheduler.js';
+export { saveOptimizerState, loadOptimizerState } from './optim/serialize.js';

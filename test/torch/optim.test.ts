@@ -223,3 +223,40 @@ describe('learning-rate schedules', () => {
     assert.equal(sched2.getLastLr()[0], sched.getLastLr()[0]);
   });
 });
+
+describe('optimizer state files', () => {
+  test('save/load through a file resumes AdamW exactly', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const dir = mkdtempSync(path.join(tmpdir(), 'moca-opt-'));
+    try {
+      const c = fixture.cases.adamw_amsgrad!;
+      const ps = params(c.init, c.shapes);
+      const opt = new torch.AdamW(ps, c.options as Partial<torch.AdamWOptions>);
+      setGrads(ps, c.grads[0]!);
+      opt.step();
+      const file = path.join(dir, 'optimizer.safetensors');
+      torch.saveOptimizerState(file, opt);
+      const copies = ps.map((p) => {
+        const t = p.detach().clone();
+        const q = new torch.Parameter(t);
+        t.dispose();
+        return q;
+      });
+      const restored = new torch.AdamW(copies, { lr: 1 });
+      torch.loadOptimizerState(file, restored);
+      for (let s = 1; s < c.grads.length; s++) {
+        setGrads(copies, c.grads[s]!);
+        restored.step();
+      }
+      copies.forEach((p, i) => closeArrays(p.toArray(), c.after[c.grads.length - 1]![i]!, 1e-12, `param ${i}`));
+      assert.throws(
+        () => torch.loadOptimizerState(file, new torch.SGD(copies)),
+        /AdamW optimizer cannot be loaded into SGD/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
