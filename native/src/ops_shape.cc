@@ -15,6 +15,7 @@ void registerShapeOps(Registry& r) {
   using at::Tensor;
   using Dims = std::vector<int64_t>;
 
+  r.def("alias", "self", +[](const Tensor& t) { return at::alias(t); });
   r.def("view", "self, shape", +[](const Tensor& t, Dims shape) { return t.view(shape); });
   r.def("viewDtype", "self, dtype", +[](const Tensor& t, ScalarType dtype) { return t.view(dtype); });
   r.def("reshape", "self, shape", +[](const Tensor& t, Dims shape) { return t.reshape(shape); });

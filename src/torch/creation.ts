@@ -76,19 +76,23 @@ function encode(values: readonly (number | boolean)[], dtype: DType): ArrayBuffe
 
 /**
  * `torch.tensor`: from a number, boolean, nested arrays or a TypedArray (1-D unless `shape` is given).
- * The dtype is inferred as PyTorch does (integers → int64, any fraction → float32, booleans → bool) unless given.
+ * The dtype is inferred as PyTorch does (booleans → bool, integers and booleans → int64, anything else —
+ * fractions, or integers beyond ±2^53 — → float32) unless given; a TypedArray's values are converted to
+ * `dtype` when it differs from the array's own element type. A Uint16Array with dtype float16/bfloat16 holds the
+ * raw bit patterns. For raw bytes of any dtype use `fromBytes`.
  */
 export function tensor(
   data: NestedArray | ArrayBufferView,
   options: TensorOptions & { shape?: readonly number[] } = {},
 ): Tensor {
   if (ArrayBuffer.isView(data)) {
-    const dtype = options.dtype ? toDType(options.dtype) : dtypeOfTypedArray(data);
-    const count = data.byteLength / itemSize(dtype);
-    const shape = options.shape ? [...options.shape] : [count];
-    let t = wrap(native.fromBuffer(data, shape, dtypeCode(dtype)));
-    if (dev(options) !== 'cpu') {
-      const moved = t.to({ device: dev(options) });
+    const target = options.dtype ? toDType(options.dtype) : dtypeOfTypedArray(data);
+    const rawHalf = data instanceof Uint16Array && (target === 'float16' || target === 'bfloat16');
+    const source = rawHalf ? target : dtypeOfTypedArray(data);
+    const count = data.byteLength / itemSize(source);
+    let t = wrap(native.fromBuffer(data, options.shape ? [...options.shape] : [count], dtypeCode(source)));
+    if (source !== target || dev(options) !== 'cpu') {
+      const moved = t.to({ dtype: target, device: dev(options) });
       t.dispose();
       t = moved;
     }
@@ -100,7 +104,7 @@ export function tensor(
   let dtype: DType;
   if (options.dtype) dtype = toDType(options.dtype);
   else if (flat.length > 0 && flat.every((v) => typeof v === 'boolean')) dtype = 'bool';
-  else if (flat.length > 0 && flat.every((v) => typeof v === 'number' && Number.isInteger(v))) dtype = 'int64';
+  else if (flat.length > 0 && flat.every((v) => typeof v === 'boolean' || Number.isSafeInteger(v))) dtype = 'int64';
   else dtype = 'float32';
   const finalShape = options.shape ? [...options.shape] : shape;
   const staged = dtype === 'float16' || dtype === 'bfloat16' ? 'float32' : dtype;
@@ -111,6 +115,11 @@ export function tensor(
     t = moved;
   }
   return finish(t, options);
+}
+
+/** A tensor whose elements are the given little-endian bytes read as `dtype` (e.g. bytes from a file). */
+export function fromBytes(bytes: ArrayBufferView, shape: readonly number[], dtype: DTypeLike): Tensor {
+  return wrap(native.fromBuffer(bytes, [...shape], dtypeCode(dtype)));
 }
 
 export function empty(shape: readonly number[], options: TensorOptions = {}): Tensor {

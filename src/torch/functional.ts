@@ -12,9 +12,17 @@ export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null
   return wrap(native.linear(input.handle, weight.handle, bias?.handle ?? null));
 }
 
-/** Rows of `weight` at `indices`; the row `paddingIdx` gets no gradient (as torch). */
+/** Rows of `weight` at `indices`; the row `paddingIdx` (negative counts from the end) gets no gradient. */
 export function embedding(indices: Tensor, weight: Tensor, options: { paddingIdx?: number } = {}): Tensor {
-  return wrap(native.embedding(weight.handle, indices.handle, options.paddingIdx ?? -1));
+  let paddingIdx = options.paddingIdx ?? -1;
+  if (options.paddingIdx !== undefined) {
+    const rows = weight.size(0);
+    if (paddingIdx < -rows || paddingIdx >= rows) {
+      throw new RangeError(`embedding: paddingIdx ${paddingIdx} is out of range for ${rows} rows`);
+    }
+    if (paddingIdx < 0) paddingIdx += rows;
+  }
+  return wrap(native.embedding(weight.handle, indices.handle, paddingIdx));
 }
 
 export function layerNorm(

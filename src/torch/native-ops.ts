@@ -12,6 +12,7 @@ export interface NativeOps {
   addmm(self: NativeTensor, mat1: NativeTensor, mat2: NativeTensor, beta: number | boolean, alpha: number | boolean): NativeTensor;
   addScalar(self: NativeTensor, other: number | boolean, alpha: number | boolean): NativeTensor;
   addScalar_(self: NativeTensor, other: number | boolean, alpha: number | boolean): void;
+  alias(self: NativeTensor): NativeTensor;
   all(self: NativeTensor): NativeTensor;
   allclose(self: NativeTensor, other: NativeTensor, rtol: number, atol: number, equalNan: boolean): boolean;
   allDim(self: NativeTensor, dim: number, keepdim: boolean): NativeTensor;

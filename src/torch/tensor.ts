@@ -725,9 +725,10 @@ export class Tensor {
     return wrap(native.transpose(this.handle, dim0, dim1));
   }
 
-  /** Transpose of a 2-D tensor (`Tensor.t()`), or the last two dims (`mT`) for higher ranks. */
+  /** `Tensor.t()`: transpose of a 2-D tensor, the tensor itself (a new handle) for 0-D and 1-D, and the last two
+   * dimensions swapped for higher ranks (like `mT`). */
   t(): Tensor {
-    return this.transpose(-2, -1);
+    return this.ndim < 2 ? wrap(native.alias(this.handle)) : this.transpose(-2, -1);
   }
 
   unsqueeze(dim: number): Tensor {
@@ -872,7 +873,7 @@ export class Tensor {
         if (current !== this) temps.push(current);
         return result;
       }
-      return current === this ? wrap(native.slice(this.handle, 0, null, null, 1)) : current;
+      return current === this ? wrap(native.alias(this.handle)) : current;
     } finally {
       for (const t of temps) t.dispose();
     }
@@ -1076,10 +1077,13 @@ function isDeviceString(s: string): boolean {
 /** A scalar as a 0-d tensor matching `like`'s device (for ops that have no scalar overload). */
 function toTensorLike(v: TensorOrScalar, like: Tensor): Tensor {
   if (v instanceof Tensor) return v;
-  // A 0-d tensor only takes part in type promotion by category, like PyTorch's wrapped numbers.
-  let dtype: DType = like.dtype;
+  // A 0-d tensor only takes part in type promotion by category, like PyTorch's wrapped numbers: it keeps the
+  // other operand's dtype when it is of the same kind, else takes the default dtype of its own kind.
+  let dtype: DType;
   if (typeof v === 'boolean') dtype = 'bool';
-  else if (!Number.isInteger(v) && !isFloatingPoint(like.dtype)) dtype = 'float32';
+  else if (isFloatingPoint(like.dtype)) dtype = like.dtype;
+  else if (!Number.isInteger(v)) dtype = 'float32';
+  else dtype = like.dtype === 'bool' ? 'int64' : like.dtype;
   return wrap(native.scalarTensor(v, dtypeCode(dtype), like.device));
 }
 

@@ -112,6 +112,15 @@ describe('tensor() from nested arrays', () => {
     }),
   );
 
+  test(
+    'integers beyond the int64 range do not wrap around',
+    scoped(() => {
+      const t = torch.tensor([1e20]);
+      assert.equal(t.dtype, 'float32');
+      assertClose(t, [1e20], { atol: 0, rtol: 1e-7 });
+    }),
+  );
+
   test('ragged arrays are rejected', () => {
     assert.throws(() => torch.tensor([[1, 2], [3]]), TypeError);
     assert.throws(() => torch.tensor([[1, 2], 3] as unknown as number[][]), TypeError);
@@ -162,6 +171,20 @@ describe('tensor() from typed arrays', () => {
       const h = torch.tensor(new Uint16Array([0x3c00, 0xc000, 0x7c00, 0x0001]), { dtype: 'float16' });
       assertValues(h, [1, -2, Infinity, 2 ** -24], 'float16');
       assert.throws(() => torch.tensor(new Uint16Array([1])), TypeError);
+    }),
+  );
+
+  test(
+    'a dtype different from the typed array converts the values (or is refused)',
+    scoped(() => {
+      let t: torch.Tensor | undefined;
+      try {
+        t = torch.tensor(new Float32Array([1, 2]), { dtype: 'float64' });
+      } catch (e) {
+        assert.ok(e instanceof TypeError, 'refused with a TypeError');
+        return;
+      }
+      assertValues(t, [1, 2], 'float64');
     }),
   );
 
@@ -265,11 +288,7 @@ describe('filled factories', () => {
       assertValues(torch.linspace(0, 1, 5), [0, 0.25, 0.5, 0.75, 1], 'float32');
       assertValues(torch.linspace(-1, 1, 3), [-1, 0, 1]);
       assertValues(torch.linspace(2, 2, 1), [2]);
-      assertClose(
-        torch.linspace(0, 1, 4, { dtype: 'float64' }),
-        [0, 1 / 3, 2 / 3, 1],
-        { atol: 1e-15, rtol: 0 },
-      );
+      assertClose(torch.linspace(0, 1, 4, { dtype: 'float64' }), [0, 1 / 3, 2 / 3, 1], { atol: 1e-15, rtol: 0 });
       assert.equal(torch.linspace(0, 1, 4, { dtype: 'float64' }).dtype, 'float64');
     }),
   );
@@ -466,7 +485,9 @@ describe('dtype conversions', () => {
     'bfloat16 rounds to nearest, ties to even (hand-derived)',
     scoped(() => {
       // bf16 keeps 7 mantissa bits: the spacing in [1, 2) is 2^-7 = 0.0078125.
-      const x = torch.tensor(new Float32Array([1.00390625, 1.01171875, 1.005859375, 3.14159, 256.5, -0.1, 1e-40, 3e-41]));
+      const x = torch.tensor(
+        new Float32Array([1.00390625, 1.01171875, 1.005859375, 3.14159, 256.5, -0.1, 1e-40, 3e-41]),
+      );
       const b = x.to('bf16');
       assert.equal(b.dtype, 'bfloat16');
       assert.equal(b.elementSize(), 2);
@@ -487,9 +508,7 @@ describe('dtype conversions', () => {
   test(
     'float16 rounds to nearest, ties to even, and overflows to inf (hand-derived)',
     scoped(() => {
-      const x = torch.tensor(
-        new Float32Array([1.00048828125, 1.000732421875, 0.1, 65504, 65520, -70000, 6e-8, 1e-8]),
-      );
+      const x = torch.tensor(new Float32Array([1.00048828125, 1.000732421875, 0.1, 65504, 65520, -70000, 6e-8, 1e-8]));
       const h = x.to('half');
       assert.equal(h.dtype, 'float16');
       assertValues(h, [
@@ -699,5 +718,22 @@ describe('scope and dispose', () => {
       }),
     );
     assert.equal(torch.liveTensorStats().handles, before);
+  });
+});
+
+describe('tensor() inference details', () => {
+  test('booleans mixed with integers infer int64 (as PyTorch)', () => {
+    const t = torch.tensor([true, 2]);
+    assert.equal(t.dtype, 'int64');
+    assert.deepEqual(t.toArray(), [1, 2]);
+  });
+
+  test('fromBytes reads raw little-endian bytes as the given dtype', () => {
+    const bytes = Buffer.alloc(8);
+    bytes.writeFloatLE(1.5, 0);
+    bytes.writeFloatLE(-2, 4);
+    const t = torch.fromBytes(bytes, [2], 'float32');
+    assert.deepEqual(t.toArray(), [1.5, -2]);
+    assert.throws(() => torch.fromBytes(bytes, [3], 'float32'), /needs 12 bytes, the buffer has 8/);
   });
 });

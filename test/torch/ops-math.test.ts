@@ -24,14 +24,18 @@ describe('arithmetic', () => {
   test(
     'add / sub / mul / div with tensors, scalars and alpha',
     scoped(() => {
-      const a = torch.tensor([
-        [1, 2],
-        [3, 4],
-      ]).float();
-      const b = torch.tensor([
-        [10, 20],
-        [30, 40],
-      ]).float();
+      const a = torch
+        .tensor([
+          [1, 2],
+          [3, 4],
+        ])
+        .float();
+      const b = torch
+        .tensor([
+          [10, 20],
+          [30, 40],
+        ])
+        .float();
       assertValues(a.add(b), [
         [11, 22],
         [33, 44],
@@ -105,15 +109,34 @@ describe('arithmetic', () => {
   );
 
   test(
+    'div rounding modes on a bool tensor with an integer scalar promote to int64',
+    scoped(() => {
+      assertValues(torch.tensor([true, false]).div(2, { roundingMode: 'floor' }), [0, 0], 'int64');
+    }),
+  );
+
+  test(
     'pow',
     scoped(() => {
       const x = torch.tensor([1, 2, 3]).float();
       assertValues(x.pow(2), [1, 4, 9]);
       assertValues(x.pow(-1), f32([1, 0.5, 1 / 3]));
       assertValues(torch.tensor([4, 9]).float().pow(0.5), [2, 3]);
-      assertValues(torch.tensor([3, 16]).float().pow(torch.tensor([2, 0.5])), [9, 4]);
+      assertValues(
+        torch
+          .tensor([3, 16])
+          .float()
+          .pow(torch.tensor([2, 0.5])),
+        [9, 4],
+      );
       assertValues(torch.tensor([2, 3]).pow(3), [8, 27], 'int64');
-      assertValues(torch.tensor([-8]).float().pow(1 / 3), [NaN]);
+      assertValues(
+        torch
+          .tensor([-8])
+          .float()
+          .pow(1 / 3),
+        [NaN],
+      );
     }),
   );
 
@@ -261,9 +284,27 @@ describe('comparison and logic', () => {
       assertValues(torch.tensor([NaN, -Infinity, 1]).isfinite(), [false, false, true]);
       assert.equal(a.equal(torch.tensor([1, 2, 3])), true);
       assert.equal(a.equal(b), false);
-      assert.equal(torch.tensor([1, 2]).float().allclose(torch.tensor([1.000001, 2])), true);
-      assert.equal(torch.tensor([1, 2]).float().allclose(torch.tensor([1.1, 2])), false);
-      assert.equal(torch.tensor([1, 2]).float().allclose(torch.tensor([1.1, 2]), { atol: 0.2 }), true);
+      assert.equal(
+        torch
+          .tensor([1, 2])
+          .float()
+          .allclose(torch.tensor([1.000001, 2])),
+        true,
+      );
+      assert.equal(
+        torch
+          .tensor([1, 2])
+          .float()
+          .allclose(torch.tensor([1.1, 2])),
+        false,
+      );
+      assert.equal(
+        torch
+          .tensor([1, 2])
+          .float()
+          .allclose(torch.tensor([1.1, 2]), { atol: 0.2 }),
+        true,
+      );
     }),
   );
 
@@ -340,10 +381,12 @@ describe('broadcasting', () => {
   test(
     '(2,3) op (3,) and (2,1,3) * (4,1)',
     scoped(() => {
-      const a = torch.tensor([
-        [1, 2, 3],
-        [4, 5, 6],
-      ]).float();
+      const a = torch
+        .tensor([
+          [1, 2, 3],
+          [4, 5, 6],
+        ])
+        .float();
       const v = torch.tensor([10, 100, 1000]).float();
       assertValues(a.mul(v), [
         [10, 200, 3000],
@@ -394,11 +437,7 @@ describe('broadcasting', () => {
 describe('dtype promotion', () => {
   const cases: [string, () => torch.Tensor, torch.DType][] = [
     ['int64 + float32 → float32', () => torch.tensor([1, 2]).add(torch.tensor([0.5, 1])), 'float32'],
-    [
-      'int32 + int64 → int64',
-      () => torch.tensor([1, 2], { dtype: 'int32' }).add(torch.tensor([1, 2])),
-      'int64',
-    ],
+    ['int32 + int64 → int64', () => torch.tensor([1, 2], { dtype: 'int32' }).add(torch.tensor([1, 2])), 'int64'],
     ['bool + int64 → int64', () => torch.tensor([true, false]).add(torch.tensor([1, 2])), 'int64'],
     ['bool + 1 → int64', () => torch.tensor([true, false]).add(1), 'int64'],
     ['int64 + 2.5 → float32', () => torch.tensor([1, 2]).add(2.5), 'float32'],
@@ -497,10 +536,12 @@ describe('reductions', () => {
   test(
     'max / min / argmax / argmin / amax / amin',
     scoped(() => {
-      const t = torch.tensor([
-        [3, 9, 1],
-        [7, 2, 8],
-      ]).float();
+      const t = torch
+        .tensor([
+          [3, 9, 1],
+          [7, 2, 8],
+        ])
+        .float();
       assertValues(t.max(), 9);
       assertValues(t.min(), 1);
       const m1 = t.max(1);
@@ -595,14 +636,18 @@ describe('matrix products', () => {
   test(
     'matmul / mm of 2-D matrices',
     scoped(() => {
-      const a = torch.tensor([
-        [1, 2],
-        [3, 4],
-      ]).float();
-      const b = torch.tensor([
-        [5, 6],
-        [7, 8],
-      ]).float();
+      const a = torch
+        .tensor([
+          [1, 2],
+          [3, 4],
+        ])
+        .float();
+      const b = torch
+        .tensor([
+          [5, 6],
+          [7, 8],
+        ])
+        .float();
       assertValues(a.matmul(b), [
         [19, 22],
         [43, 50],
@@ -615,10 +660,12 @@ describe('matrix products', () => {
         [19, 22],
         [43, 50],
       ]);
-      const r = torch.tensor([
-        [1, 0, 2],
-        [0, 1, -1],
-      ]).float(); // (2,3)
+      const r = torch
+        .tensor([
+          [1, 0, 2],
+          [0, 1, -1],
+        ])
+        .float(); // (2,3)
       const c = torch.tensor([[1], [2], [3]]).float(); // (3,1)
       assertValues(r.matmul(c), [[7], [-1]]);
       assertValues(c.t().matmul(r.t()), [[7, -1]]);
@@ -628,10 +675,12 @@ describe('matrix products', () => {
   test(
     'matmul with vectors and batches',
     scoped(() => {
-      const m = torch.tensor([
-        [1, 2, 3],
-        [4, 5, 6],
-      ]).float();
+      const m = torch
+        .tensor([
+          [1, 2, 3],
+          [4, 5, 6],
+        ])
+        .float();
       const v = torch.tensor([1, 0, -1]).float();
       assertValues(m.matmul(v), [-2, -2]); // (2,3)·(3,) → (2,)
       assertValues(torch.tensor([1, 1]).float().matmul(m), [5, 7, 9]); // (2,)·(2,3) → (3,)
@@ -639,11 +688,13 @@ describe('matrix products', () => {
       assertValues(v.dot(torch.tensor([3, 4, 5]).float()), -2);
       // (2,2,3) @ (3,2) broadcasts the matrix over the batch.
       const batch = torch.stack([m, m.mul(2)]);
-      const w = torch.tensor([
-        [1, 0],
-        [0, 1],
-        [1, 1],
-      ]).float();
+      const w = torch
+        .tensor([
+          [1, 0],
+          [0, 1],
+          [1, 1],
+        ])
+        .float();
       assertValues(batch.matmul(w), [
         [
           [4, 5],
@@ -660,14 +711,13 @@ describe('matrix products', () => {
   test(
     'bmm',
     scoped(() => {
-      const a = torch.tensor([
-        [[1, 2]],
-        [[3, 4]],
-      ]).float(); // (2,1,2)
-      const b = torch.tensor([
-        [[1], [1]],
-        [[2], [-1]],
-      ]).float(); // (2,2,1)
+      const a = torch.tensor([[[1, 2]], [[3, 4]]]).float(); // (2,1,2)
+      const b = torch
+        .tensor([
+          [[1], [1]],
+          [[2], [-1]],
+        ])
+        .float(); // (2,2,1)
       assertValues(a.bmm(b), [[[3]], [[2]]]);
       assertValues(b.bmm(a), [
         [
@@ -685,14 +735,18 @@ describe('matrix products', () => {
   test(
     'linear / outer / einsum',
     scoped(() => {
-      const x = torch.tensor([
-        [1, 2, 3],
-        [0, -1, 1],
-      ]).float(); // (2,3)
-      const w = torch.tensor([
-        [1, 0, 1],
-        [2, 1, 0],
-      ]).float(); // (out 2, in 3)
+      const x = torch
+        .tensor([
+          [1, 2, 3],
+          [0, -1, 1],
+        ])
+        .float(); // (2,3)
+      const w = torch
+        .tensor([
+          [1, 0, 1],
+          [2, 1, 0],
+        ])
+        .float(); // (out 2, in 3)
       const b = torch.tensor([0.5, -1]);
       // y[n][o] = Σ_i x[n][i] w[o][i] + b[o]
       assertValues(torch.F.linear(x, w, b), [
@@ -703,10 +757,16 @@ describe('matrix products', () => {
         [4, 4],
         [1, -1],
       ]);
-      assertValues(torch.tensor([1, 2]).float().outer(torch.tensor([3, 4, 5]).float()), [
-        [3, 4, 5],
-        [6, 8, 10],
-      ]);
+      assertValues(
+        torch
+          .tensor([1, 2])
+          .float()
+          .outer(torch.tensor([3, 4, 5]).float()),
+        [
+          [3, 4, 5],
+          [6, 8, 10],
+        ],
+      );
       assertValues(torch.einsum('ij,kj->ik', x, w), [
         [4, 4],
         [1, -1],
