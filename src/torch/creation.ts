@@ -258,6 +258,11 @@ export function einsum(equation: string, ...operands: Tensor[]): Tensor {
   );
 }
 
+/** `base ** exponent` elementwise for a scalar base (`torch.pow(number, tensor)`). */
+export function powScalarBase(base: number, exponent: Tensor): Tensor {
+  return wrap(native.powScalarBase(base, exponent.handle));
+}
+
 export function matmul(a: Tensor, b: Tensor): Tensor {
   return a.matmul(b);
 }

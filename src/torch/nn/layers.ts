@@ -5,6 +5,7 @@ import * as F from '../functional.js';
 import type { Tensor } from '../tensor.js';
 import { kaimingUniform_, normal_, uniform_, calculateFans } from './init.js';
 import { Module, Parameter } from './module.js';
+import { shouldInitialize } from './no-init.js';
 
 export interface FactoryOptions {
   dtype?: DTypeLike;
@@ -30,11 +31,11 @@ export class Linear extends Module {
     super();
     const f = { dtype: options.dtype ?? 'float32', device: options.device ?? 'cpu' };
     this.weight = param(empty([outFeatures, inFeatures], f));
-    kaimingUniform_(this.weight, Math.sqrt(5));
+    if (shouldInitialize()) kaimingUniform_(this.weight, Math.sqrt(5));
     if (options.bias ?? true) {
       this.bias = param(empty([outFeatures], f));
       const bound = inFeatures > 0 ? 1 / Math.sqrt(calculateFans(this.weight).fanIn) : 0;
-      uniform_(this.bias, -bound, bound);
+      if (shouldInitialize()) uniform_(this.bias, -bound, bound);
     } else {
       this.bias = null;
     }
@@ -58,7 +59,7 @@ export class Embedding extends Module {
     this.weight = param(
       empty([numEmbeddings, embeddingDim], { dtype: options.dtype ?? 'float32', device: options.device ?? 'cpu' }),
     );
-    normal_(this.weight);
+    if (shouldInitialize()) normal_(this.weight);
     this.paddingIdx = options.paddingIdx;
   }
 

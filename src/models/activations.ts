@@ -1,0 +1,23 @@
+// Activation functions by their Hugging Face `hidden_act` names.
+import { F, type Tensor } from '../torch/index.js';
+
+export type Activation = (x: Tensor) => Tensor;
+
+export function activation(name: string): Activation {
+  switch (name) {
+    case 'silu':
+    case 'swish':
+      return (x) => x.silu();
+    case 'gelu':
+      return (x) => F.gelu(x, 'none');
+    case 'gelu_pytorch_tanh':
+    case 'gelu_new':
+      return (x) => F.gelu(x, 'tanh');
+    case 'quick_gelu':
+      return (x) => x.mul(x.mul(1.702).sigmoid());
+    case 'relu':
+      return (x) => x.relu();
+    default:
+      throw new Error(`unsupported activation '${name}'`);
+  }
+}

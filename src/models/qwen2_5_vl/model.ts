@@ -1,0 +1,144 @@
+// Qwen2.5-VL as a (bidirectional) embedding model: vision tower + language model + pooling, as MoCa's
+// `Qwen2_5ForEmbedding` (spec §1.4–§1.7). Field names give transformers' checkpoint keys: `visual.*`, `model.*`,
+// `lm_head.*`.
+import { F, Linear, Module, noGrad, ones, scope, type FactoryOptions, type Tensor } from '../../torch/index.js';
+import type { Qwen25VLConfig } from './config.js';
+import { headDim } from './config.js';
+import { mropeCosSin, ropePositionIds } from './rope.js';
+import { type AttentionMode, type DecoderContext, TextModel } from './text.js';
+import { type GridThw, VisionTransformer } from './vision.js';
+
+export type Pooling = 'mean' | 'last';
+
+export interface ModelOptions extends FactoryOptions {
+  /** `bidirectional` (MoCa: key-padding mask only) or `causal` (the base VLM). */
+  attention?: AttentionMode;
+  /** Build the LM head (needed for MLM pre-training, not for embedding). Tied heads share embed_tokens. */
+  withLmHead?: boolean;
+}
+
+export interface ModelInputs {
+  /** (B, L) int64, right-padded. */
+  inputIds: Tensor;
+  /** (B, L) int64 or bool, 1 for real tokens. */
+  attentionMask: Tensor;
+  /** (N, C·t·p·p) patch rows of all images, batch-row-major then text order. */
+  pixelValues?: Tensor | null;
+  imageGridThw?: readonly GridThw[];
+}
+
+export class Qwen25VLModel extends Module {
+  visual: VisionTransformer;
+  model: TextModel;
+  lm_head: Linear | null;
+  attentionMode: AttentionMode;
+
+  constructor(
+    readonly config: Qwen25VLConfig,
+    options: ModelOptions = {},
+  ) {
+    super();
+    const f: FactoryOptions = { dtype: options.dtype ?? 'float32', device: options.device ?? 'cpu' };
+    this.visual = new VisionTransformer(config.vision, f);
+    this.model = new TextModel(config, f);
+    this.attentionMode = options.attention ?? 'bidirectional';
+    if (options.withLmHead) {
+      this.lm_head = new Linear(config.hiddenSize, config.vocabSize, { ...f, bias: false });
+      if (config.tieWordEmbeddings) {
+        this.lm_head.weight.dispose();
+        this.lm_head.weight = this.model.embed_tokens.weight;
+      }
+    } else {
+      this.lm_head = null;
+    }
+  }
+
+  /** Parameter dtype (of the token embeddings). */
+  get dtype(): Tensor['dtype'] {
+    return this.model.embed_tokens.weight.dtype;
+  }
+
+  get device(): string {
+    return this.model.embed_tokens.weight.device;
+  }
+
+  /** Token embeddings with image placeholder positions overwritten, in order, by the vision tower's outputs. */
+  inputEmbeddings(inputs: ModelInputs): Tensor {
+    return scope(() => {
+      const embeds = this.model.embed_tokens.forward(inputs.inputIds);
+      const grids = inputs.imageGridThw ?? [];
+      const pixels = inputs.pixelValues ?? null;
+      const isImage = inputs.inputIds.eq(this.config.imageTokenId);
+      const imageTokens = isImage.sum().item();
+      if (pixels === null || grids.length === 0) {
+        if (imageTokens > 0) throw new Error(`input has ${imageTokens} image tokens but no pixel values`);
+        return embeds;
+      }
+      const imageEmbeds = this.visual.forward(pixels, grids);
+      if (imageEmbeds.size(0) !== imageTokens) {
+        throw new Error(
+          `Image features and image tokens do not match: tokens: ${imageTokens}, features ${imageEmbeds.size(0)}`,
+        );
+      }
+      const mask = isImage.unsqueeze(-1).expandAs(embeds);
+      return embeds.maskedScatter(mask, imageEmbeds.to(embeds.dtype));
+    });
+  }
+
+  /** Final-norm hidden states (B, L, hidden). */
+  hiddenStates(inputs: ModelInputs): Tensor {
+    return scope(() => {
+      const [batch, seqLen] = inputs.inputIds.shape as [number, number];
+      const maskBool = inputs.attentionMask.dtype === 'bool' ? inputs.attentionMask : inputs.attentionMask.ne(0);
+      const embeds = this.inputEmbeddings(inputs);
+      const { cos, sin } = noGrad(() => {
+        const ids = inputs.inputIds.to('int32').toTypedArray() as Int32Array;
+        const mask = maskBool.to('int32').toTypedArray() as Int32Array;
+        const positions = ropePositionIds(ids, mask, batch, seqLen, inputs.imageGridThw ?? [], {
+          imageTokenId: this.config.imageTokenId,
+          visionStartTokenId: this.config.visionStartTokenId,
+          spatialMergeSize: this.config.vision.spatialMergeSize,
+        });
+        return mropeCosSin(
+          positions,
+          batch,
+          seqLen,
+          headDim(this.config),
+          this.config.ropeTheta,
+          this.config.mropeSection,
+          embeds.dtype,
+        );
+      });
+      let attnMask = maskBool.view(batch, 1, 1, seqLen);
+      if (this.attentionMode === 'causal') {
+        attnMask = attnMask.logicalAnd(ones([seqLen, seqLen], { dtype: 'bool', device: this.device }).tril());
+      }
+      const ctx: DecoderContext = { cos, sin, mask: attnMask };
+      return this.model.forward(embeds, ctx);
+    });
+  }
+
+  /** Pools hidden states (B, L, H) over the mask: mean (MoCa) or the last real token. Computed in float32. */
+  static pool(hidden: Tensor, attentionMask: Tensor, pooling: Pooling): Tensor {
+    return scope(() => {
+      const h = hidden.float();
+      const m = attentionMask.to('float32');
+      if (pooling === 'mean') {
+        const summed = h.mul(m.unsqueeze(-1)).sum(1);
+        return summed.div(m.sum(1, true).clampMin(1e-9));
+      }
+      const last = m.sum(1).to('int64').sub(1).clampMin(0); // index of the last real token (right padding)
+      const idx = last.view(-1, 1, 1).expand(h.size(0), 1, h.size(2));
+      return h.gather(1, idx).squeeze(1);
+    });
+  }
+
+  /** Pooled embeddings (B, hidden) in float32, L2-normalised unless `normalize` is false. */
+  embed(inputs: ModelInputs, options: { pooling?: Pooling; normalize?: boolean } = {}): Tensor {
+    return scope(() => {
+      const hidden = this.hiddenStates(inputs);
+      const pooled = Qwen25VLModel.pool(hidden, inputs.attentionMask, options.pooling ?? 'mean');
+      return options.normalize === false ? pooled : F.normalize(pooled, { dim: -1 });
+    });
+  }
+}
