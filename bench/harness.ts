@@ -223,13 +223,13 @@ export class Worker {
   }
 
   async close(): Promise<void> {
-    if (this.exited !== null) return;
-    try {
-      await this.request({ cmd: 'exit' }, 10_000);
-    } catch {
-      // Exiting makes the 'exit' handler reject; either way the process is gone or killed below.
-    }
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    const running = (): boolean => this.child.exitCode === null && this.child.signalCode === null;
+    if (this.child.pid === undefined || !running()) return; // never started, or already gone
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.request({ cmd: 'exit' }, 10_000).catch(() => undefined); // the reply races the process's exit
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
   }
 }
 
@@ -259,6 +259,8 @@ export interface BenchOptions {
   warmup: number;
   seed: number;
   python: string;
+  /** Extra environment variables for both children (`--env KEY=VALUE`, for experiments). */
+  env: Record<string, string>;
 }
 
 /** One measured quantity of a bench (a line of output). */
@@ -323,8 +325,8 @@ export async function openBlasCoreType(): Promise<string | undefined> {
   return chooseOpenBlasCoreType(cpuinfo);
 }
 
-function childEnv(threads: number, coreType: string | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
+function childEnv(threads: number, coreType: string | undefined, extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
   const t = String(threads);
   env.OMP_NUM_THREADS = t;
   env.MOCA_NUM_THREADS = t;
@@ -352,7 +354,7 @@ function addValues(into: Record<string, number[]>, from: Record<string, number[]
 export async function runBench(spec: BenchSpec, options: BenchOptions): Promise<void> {
   const root = packageRoot();
   const coreType = await openBlasCoreType();
-  const env = childEnv(options.threads, coreType);
+  const env = childEnv(options.threads, coreType, options.env);
   const config = { ...spec.config(options), threads: options.threads, seed: options.seed };
   const cases = spec.cases(config);
 
@@ -360,6 +362,10 @@ export async function runBench(spec: BenchSpec, options: BenchOptions): Promise<
   const peerPath = path.join(root, 'bench', 'peers', spec.peerScript);
   for (const p of [oursPath, peerPath]) if (!existsSync(p)) throw new Error(`bench ${spec.name}: missing ${p}`);
 
+  const busyBefore = await otherCpuBefore(1000);
+  if (busyBefore !== null && busyBefore > OTHER_CPU_WARNING) {
+    log(`WARNING: other processes keep ${busyBefore.toFixed(2)} cores busy; the figures will be distorted`);
+  }
   log(
     `bench ${spec.name}: ${spec.description}\n  threads=${options.threads} rounds=${options.rounds} ` +
       `steps=${options.steps} warmup=${options.warmup} OPENBLAS_CORETYPE=${coreType ?? '(unset)'}`,
@@ -390,17 +396,18 @@ export async function runBench(spec: BenchSpec, options: BenchOptions): Promise<
       }
     }
 
+    const meter = new OtherCpuMeter([ours.pid, peer.pid]);
     for (let r = 0; r < options.rounds; r++) {
       for (const c of cases) {
         for (const w of [ours, peer]) {
-          const r = await w.run({ cmd: 'run', steps: options.steps, case: c.id });
+          const reply = await w.run({ cmd: 'run', steps: options.steps, case: c.id });
           const s = results.get(w)!.cases.get(c.id)!;
-          r.times_ms.forEach((ms, i) => {
-            const stepValues = Object.fromEntries(Object.entries(r.values).map(([k, xs]) => [k, xs[i]!]));
+          reply.times_ms.forEach((ms, i) => {
+            const stepValues = Object.fromEntries(Object.entries(reply.values).map(([k, xs]) => [k, xs[i]!]));
             s.samples.push(c.value(ms, stepValues));
           });
-          addValues(s.values, r.values);
-          s.roundValues.push(r.values);
+          addValues(s.values, reply.values);
+          s.roundValues.push(reply.values);
         }
       }
       const progress = cases
@@ -413,6 +420,10 @@ export async function runBench(spec: BenchSpec, options: BenchOptions): Promise<
       log(`  round ${r + 1}/${options.rounds}: ${progress}`);
     }
 
+    const otherDuring = meter.otherCores();
+    if (otherDuring !== null && otherDuring > OTHER_CPU_WARNING) {
+      log(`WARNING: other processes kept ${otherDuring.toFixed(2)} cores busy during the rounds; figures distorted`);
+    }
     for (const w of [ours, peer]) results.get(w)!.peakRssMiB = await w.peakRssMiB();
 
     const o = results.get(ours)!;
@@ -440,10 +451,13 @@ export async function runBench(spec: BenchSpec, options: BenchOptions): Promise<
         steps: options.steps,
         warmup: options.warmup,
         openblas_coretype: coreType ?? null,
+        other_cpu_cores_before: round(busyBefore, 2),
+        other_cpu_cores_during: round(otherDuring, 2),
         ours_peak_rss_mib: round(o.peakRssMiB),
         peer_peak_rss_mib: round(p.peakRssMiB),
         ours_libtorch: o.init.libtorch_version ?? null,
         peer_torch: p.init.torch_version ?? null,
+        ...(Object.keys(options.env).length > 0 ? { extra_env: options.env } : {}),
         ...(spec.extra?.(c, o, p) ?? {}),
       };
       process.stdout.write(JSON.stringify(line) + '\n');
@@ -451,6 +465,75 @@ export async function runBench(spec: BenchSpec, options: BenchOptions): Promise<
   } finally {
     await Promise.all([ours.close(), peer.close()]);
   }
+}
+
+/** Busy CPU time of the whole machine, in seconds (from /proc/stat), or null. */
+function machineBusySeconds(): number | null {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal …: everything but idle and iowait is busy.
+    const busy = fields.slice(0, 8).reduce((sum, x, i) => (i === 3 || i === 4 ? sum : sum + x), 0);
+    return busy / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU time (user + system, all threads) of a process, in seconds, or null. */
+function processCpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields after the command: state(3) … utime(14) stime(15), numbered from 1 in proc(5).
+    return (Number(rest[11]) + Number(rest[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/** Above this many cores used by other processes, the harness warns that the figures are unreliable. */
+const OTHER_CPU_WARNING = 0.1;
+
+/** USER_HZ; 100 on every Linux configuration Node supports. */
+const CLOCK_TICKS = 100;
+
+/** CPU used by other processes (cores on average) while `pids` and this process ran, measured between two calls. */
+class OtherCpuMeter {
+  private readonly t0 = performance.now();
+  private readonly busy0: number | null;
+  private readonly own0: number | null;
+
+  constructor(private readonly pids: readonly number[]) {
+    this.busy0 = machineBusySeconds();
+    this.own0 = this.ownSeconds();
+  }
+
+  private ownSeconds(): number | null {
+    let total = process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6;
+    for (const pid of this.pids) {
+      const s = processCpuSeconds(pid);
+      if (s === null) return null;
+      total += s;
+    }
+    return total;
+  }
+
+  /** Average number of cores kept busy by everything else since construction (null if unknown). */
+  otherCores(): number | null {
+    const busy1 = machineBusySeconds();
+    const own1 = this.ownSeconds();
+    if (this.busy0 === null || this.own0 === null || busy1 === null || own1 === null) return null;
+    const seconds = (performance.now() - this.t0) / 1000;
+    if (seconds <= 0) return null;
+    return Math.max(0, busy1 - this.busy0 - (own1 - this.own0)) / seconds;
+  }
+}
+
+/** Cores kept busy by other processes over `ms` milliseconds before a bench starts. */
+async function otherCpuBefore(ms: number): Promise<number | null> {
+  const meter = new OtherCpuMeter([]);
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return meter.otherCores();
 }
 
 function describeInit(init: Reply): string {

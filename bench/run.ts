@@ -19,6 +19,7 @@ function phaseFields(side: 'ours' | 'peer', s: CaseSamples): Record<string, unkn
     [`${side}_forward_ms`]: med(s.values.forward_ms),
     [`${side}_backward_ms`]: med(s.values.backward_ms),
     [`${side}_optimizer_ms`]: med(s.values.optimizer_ms),
+    [`${side}_minor_faults_per_step`]: med(s.values.minor_faults),
   };
 }
 
@@ -43,9 +44,7 @@ const trainStep: BenchSpec = {
   peerScript: 'train_step.py',
   defaults: { rounds: 5, steps: 3, warmup: 3 },
   config: () => ({ model: TRAIN_STEP_MODEL, batch: TRAIN_STEP_BATCH, lr: 1e-3, weightDecay: 0.01 }),
-  cases: () => [
-    { id: undefined, metric: 'ms_per_step', unit: 'ms', higherIsBetter: false, value: (ms: number) => ms },
-  ],
+  cases: () => [{ id: undefined, metric: 'ms_per_step', unit: 'ms', higherIsBetter: false, value: (ms: number) => ms }],
   extra(_c, ours, peer) {
     const o = ours.cases.get(undefined)!;
     const p = peer.cases.get(undefined)!;
@@ -68,6 +67,8 @@ const trainStep: BenchSpec = {
       peer_loss_first: round(firstLoss(p), 6),
       ours_loss_last: round(lastLoss(o), 6),
       peer_loss_last: round(lastLoss(p), 6),
+      ours_gc_per_step: med(o.values.gc_count),
+      ours_gc_ms_per_step: med(o.values.gc_ms),
       ours_live_handles: handles.at(-1) ?? null,
       ours_handles_growth: growth,
       ours_live_tensor_mib: round(o.values.live_mib?.at(-1) ?? null),
@@ -96,15 +97,13 @@ const matmul: BenchSpec = {
     }),
   }),
   cases: (config) =>
-    (config.cases as MatmulCase[]).map(
-      (mc): BenchCase => ({
-        id: mc.id,
-        metric: `gflops_${mc.id}`,
-        unit: 'GFLOP/s',
-        higherIsBetter: true,
-        value: (ms: number) => (2 * mc.m * mc.k * mc.n * mc.reps) / (ms * 1e6),
-      }),
-    ),
+    (config.cases as MatmulCase[]).map((mc): BenchCase => ({
+      id: mc.id,
+      metric: `gflops_${mc.id}`,
+      unit: 'GFLOP/s',
+      higherIsBetter: true,
+      value: (ms: number) => (2 * mc.m * mc.k * mc.n * mc.reps) / (ms * 1e6),
+    })),
   extra(c, ours, peer) {
     const mc = (ours.init.checksums ?? {}) as Record<string, number>;
     const pc = (peer.init.checksums ?? {}) as Record<string, number>;
@@ -132,7 +131,7 @@ function usage(): string {
   const lines = BENCHES.map((b) => `  ${b.name.padEnd(12)} ${b.description}`);
   return (
     'usage: npm run bench -- <name|all> [--threads N] [--rounds N] [--steps N] [--warmup N] [--seed N] ' +
-    '[--python PATH]\n\navailable benches:\n' +
+    '[--python PATH] [--env KEY=VALUE ...]\n\navailable benches:\n' +
     lines.join('\n') +
     '\n  all          every bench above, in order\n'
   );
@@ -160,6 +159,10 @@ function parseArgs(argv: readonly string[]): Parsed {
     if (value === undefined) throw new UsageError(`--${key} needs a value`);
     if (key === 'python') {
       flags.python = value;
+    } else if (key === 'env') {
+      const at = value.indexOf('=');
+      if (at <= 0) throw new UsageError(`--env needs KEY=VALUE, got ${value}`);
+      flags.env = { ...flags.env, [value.slice(0, at)]: value.slice(at + 1) };
     } else if (intFlags.has(key)) {
       const n = Number(value);
       const min = key === 'warmup' || key === 'seed' ? 0 : 1;
@@ -202,6 +205,7 @@ async function main(): Promise<number> {
       warmup: 2,
       seed: 1234,
       python: process.env.PYTHON ?? '/usr/bin/python3',
+      env: {},
       ...spec.defaults,
       ...parsed.flags,
     };

@@ -8,6 +8,7 @@ libtorch) both start from the same weights and data.
 import json
 import math
 import os
+import resource
 import sys
 import time
 import traceback
@@ -120,6 +121,7 @@ class Worker:
         }
 
     def step(self, _case):
+        faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.perf_counter()
         loss = self.model.loss(self.tokens, self.targets)
         t1 = time.perf_counter()
@@ -129,7 +131,9 @@ class Worker:
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)  # as ours (PyTorch >= 2.0's default)
         t3 = time.perf_counter()
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
         return {
+            "minor_faults": faults,
             "loss": value,
             "forward_ms": (t1 - t0) * 1e3,
             "backward_ms": (t2 - t1) * 1e3,

@@ -1,5 +1,7 @@
 // Worker for `train-step` (ours): one AdamW training step of the tiny transformer LM per `step`, with every
 // temporary created inside torch.scope and checked not to accumulate (torch.liveTensorStats after each step).
+import v8 from 'node:v8';
+
 import * as torch from '../../src/torch/index.js';
 import { serveWorker } from '../harness.js';
 import { TinyTransformerLM, type TinyTransformerConfig } from '../models/tiny-transformer.js';
@@ -47,6 +49,10 @@ serveWorker({
   step() {
     const m = model!;
     const opt = optimizer!;
+    // Diagnostics (outside the phase timings, cheap): V8 collections during the step (count, main-thread ms) and page faults.
+    const gc = new v8.GCProfiler();
+    gc.start();
+    const faults0 = process.resourceUsage().minorPageFault;
     const t0 = nowMs();
     const phases = torch.scope(() => {
       const loss = m.loss(tokens!, targets!);
@@ -59,7 +65,17 @@ serveWorker({
       const t3 = nowMs();
       return { loss: value, forward_ms: t1 - t0, backward_ms: t2 - t1, optimizer_ms: t3 - t2 };
     });
+    const faults = process.resourceUsage().minorPageFault - faults0;
+    const collections = gc.stop().statistics;
     const stats = torch.liveTensorStats();
-    return { ...phases, live_handles: stats.handles, live_storages: stats.storages, live_mib: stats.bytes / 2 ** 20 };
+    return {
+      ...phases,
+      gc_count: collections.length,
+      gc_ms: collections.reduce((sum, c) => sum + c.cost, 0) / 1000,
+      minor_faults: faults,
+      live_handles: stats.handles,
+      live_storages: stats.storages,
+      live_mib: stats.bytes / 2 ** 20,
+    };
   },
 });

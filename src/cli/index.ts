@@ -4,7 +4,10 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 
 import { registerDemoCommand } from './demo.js';
+import { registerEmbedCommand } from './embed.js';
 import { registerInfoCommand } from './info.js';
+import { registerInitCommand } from './init.js';
+import { registerTokenizeCommand } from './tokenize.js';
 
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
@@ -24,8 +27,11 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-V, --version')
     .showHelpAfterError()
     .exitOverride();
-  registerInfoCommand(program);
   registerDemoCommand(program);
+  registerEmbedCommand(program);
+  registerTokenizeCommand(program);
+  registerInitCommand(program);
+  registerInfoCommand(program);
   return program;
 }
 
@@ -34,7 +40,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
-    return 0;
+    // Commands report failures of individual rows through process.exitCode.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;
     console.error(`moca: ${(e as Error).message}`);
