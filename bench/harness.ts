@@ -319,9 +319,8 @@ export async function openBlasCoreType(): Promise<string | undefined> {
   } catch {
     return undefined;
   }
-  // Importing native.js loads the libtorch binding into this (parent) process as a side effect; it is idle
-  // here. Imported lazily so that the user's OPENBLAS_CORETYPE above is read before native.js can set it.
-  const { chooseOpenBlasCoreType } = await import('../src/torch/native.js');
+  // openblas.js is pure: the parent process does not load libtorch.
+  const { chooseOpenBlasCoreType } = await import('../src/torch/openblas.js');
   return chooseOpenBlasCoreType(cpuinfo);
 }
 

@@ -45,16 +45,20 @@ export class SelfAttention extends torch.Module {
     this.o_proj = new torch.Linear(dModel, dModel);
   }
 
+  // Each forward runs in a scope (the library's idiom): temporaries are released when the module returns,
+  // as PyTorch's reference counting releases them, instead of living until the end of the training step.
   forward(x: torch.Tensor): torch.Tensor {
-    const [b, t, d] = x.shape as [number, number, number];
-    const hd = d / this.nHeads;
-    const heads = (y: torch.Tensor): torch.Tensor => y.view(b, t, this.nHeads, hd).transpose(1, 2);
-    const q = heads(this.q_proj.forward(x));
-    const k = heads(this.k_proj.forward(x));
-    const v = heads(this.v_proj.forward(x));
-    // softmax(q kᵀ / √hd) v, composed from matmul + softmax (as the peer does).
-    const y = torch.F.scaledDotProductAttention(q, k, v, { isCausal: this.causal });
-    return this.o_proj.forward(y.transpose(1, 2).reshape(b, t, d));
+    return torch.scope(() => {
+      const [b, t, d] = x.shape as [number, number, number];
+      const hd = d / this.nHeads;
+      const heads = (y: torch.Tensor): torch.Tensor => y.view(b, t, this.nHeads, hd).transpose(1, 2);
+      const q = heads(this.q_proj.forward(x));
+      const k = heads(this.k_proj.forward(x));
+      const v = heads(this.v_proj.forward(x));
+      // softmax(q kᵀ / √hd) v, composed from matmul + softmax (as the peer does).
+      const y = torch.F.scaledDotProductAttention(q, k, v, { isCausal: this.causal });
+      return this.o_proj.forward(y.transpose(1, 2).reshape(b, t, d));
+    });
   }
 }
 
@@ -69,7 +73,7 @@ export class Mlp extends torch.Module {
   }
 
   forward(x: torch.Tensor): torch.Tensor {
-    return this.fc2.forward(torch.F.gelu(this.fc1.forward(x), 'tanh'));
+    return torch.scope(() => this.fc2.forward(torch.F.gelu(this.fc1.forward(x), 'tanh')));
   }
 }
 
@@ -88,8 +92,10 @@ export class Block extends torch.Module {
   }
 
   forward(x: torch.Tensor): torch.Tensor {
-    const h = x.add(this.attn.forward(this.ln1.forward(x)));
-    return h.add(this.mlp.forward(this.ln2.forward(h)));
+    return torch.scope(() => {
+      const h = x.add(this.attn.forward(this.ln1.forward(x)));
+      return h.add(this.mlp.forward(this.ln2.forward(h)));
+    });
   }
 }
 
@@ -115,9 +121,11 @@ export class TinyTransformerLM extends torch.Module {
     const t = tokens.size(1);
     if (t > this.config.seqLen) throw new RangeError(`sequence length ${t} exceeds seqLen ${this.config.seqLen}`);
     const positions = this.getBuffer('position_ids').slice(0, 0, t);
-    let x = this.tok_emb.forward(tokens).add(this.pos_emb.forward(positions));
-    for (const block of this.layers) x = block.forward(x);
-    return this.lm_head.forward(this.ln_f.forward(x));
+    return torch.scope(() => {
+      let x = this.tok_emb.forward(tokens).add(this.pos_emb.forward(positions));
+      for (const block of this.layers) x = block.forward(x);
+      return this.lm_head.forward(this.ln_f.forward(x));
+    });
   }
 
   /** Mean cross-entropy over every position: logits (B, T, V) against targets (B, T). */

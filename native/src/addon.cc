@@ -24,6 +24,7 @@ static Napi::Value liveTensorStats(const Napi::CallbackInfo& info) {
   o.Set("storages", Napi::Number::New(env, double(data.storageRefs.size())));
   o.Set("handles", Napi::Number::New(env, double(handles)));
   o.Set("bytes", Napi::Number::New(env, double(bytes)));
+  o.Set("reportedBytes", Napi::Number::New(env, double(data.reportedBytes)));
   return o;
 }
 
@@ -86,7 +87,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerNnOps(r);
   registerAutogradOps(r);
   registerStorageOps(r, env);
-  r.defRaw("liveTensorStats", &liveTensorStats, "", "{ storages: number; handles: number; bytes: number }");
+  r.defRaw("liveTensorStats", &liveTensorStats, "", "{ storages: number; handles: number; bytes: number; reportedBytes: number }");
   exports.Set("signatures", Napi::Function::New(env, &signatures, "signatures"));
   return exports;
 }

@@ -36,7 +36,17 @@ struct AddonData {
   // Bytes of tensor storage reachable from JS handles, counted once per storage (views share it). Reported to
   // V8 as external memory so that garbage-collection pressure reflects tensor memory.
   std::unordered_map<const void*, std::pair<int64_t, int64_t>> storageRefs;  // storage -> (handles, bytes)
+  // Exact bytes of all storages above, and the part of it reported to V8 so far. Inside scopes reporting is
+  // deferred (deferDepth > 0): the scope frees its temporaries deterministically, and reporting every
+  // temporary made V8 start pointless full GCs ("external memory pressure", ~11 ms per training step of the
+  // benchmark transformer). What survives the outermost scope is reported when it closes.
+  int64_t liveBytes = 0;
+  int64_t reportedBytes = 0;
+  int deferDepth = 0;
 };
+
+// Brings V8's external-memory figure up to date with liveBytes (unless deferred).
+void syncExternalMemory(Napi::Env env, bool force = false);
 
 AddonData& addonData(Napi::Env env);
 

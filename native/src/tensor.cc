@@ -16,6 +16,16 @@ const napi_type_tag kTensorTag = {0x6d6f63615f747332ULL, 0x74656e736f723031ULL};
 
 AddonData& addonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
 
+void syncExternalMemory(Napi::Env env, bool force) {
+  auto& d = addonData(env);
+  if (d.deferDepth > 0 && !force) return;
+  int64_t delta = d.liveBytes - d.reportedBytes;
+  if (delta != 0) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, delta);
+    d.reportedBytes = d.liveBytes;
+  }
+}
+
 namespace tensor_handle {
 
 static void account(Napi::Env env, TensorBox* box) {
@@ -27,7 +37,8 @@ static void account(Napi::Env env, TensorBox* box) {
   if (it == refs.end()) {
     int64_t bytes = static_cast<int64_t>(t.storage().nbytes());
     refs.emplace(key, std::make_pair(int64_t{1}, bytes));
-    if (bytes > 0) Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+    addonData(env).liveBytes += bytes;
+    syncExternalMemory(env);
   } else {
     it->second.first += 1;
   }
@@ -39,8 +50,9 @@ static void release(Napi::Env env, TensorBox* box) {
     auto& refs = addonData(env).storageRefs;
     auto it = refs.find(box->storageKey);
     if (it != refs.end() && --it->second.first == 0) {
-      if (it->second.second > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -it->second.second);
+      addonData(env).liveBytes -= it->second.second;
       refs.erase(it);
+      syncExternalMemory(env);
     }
   }
   delete box;
@@ -229,7 +241,21 @@ static Napi::Value isDisposedHandle(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), tensor_handle::unwrap(info[0]) == nullptr);
 }
 
+static Napi::Value beginDeferExternalMemory(const Napi::CallbackInfo& info) {
+  addonData(info.Env()).deferDepth += 1;
+  return info.Env().Undefined();
+}
+
+static Napi::Value endDeferExternalMemory(const Napi::CallbackInfo& info) {
+  auto& d = addonData(info.Env());
+  if (d.deferDepth > 0) d.deferDepth -= 1;
+  syncExternalMemory(info.Env());
+  return info.Env().Undefined();
+}
+
 void registerTensorInfoOps(Registry& r) {
+  r.defRaw("beginDeferExternalMemory", &beginDeferExternalMemory, "", "void");
+  r.defRaw("endDeferExternalMemory", &endDeferExternalMemory, "", "void");
   r.defRaw("dispose", &disposeHandle, "self: NativeTensor", "void");
   r.defRaw("isDisposed", &isDisposedHandle, "self: NativeTensor", "boolean");
   r.defRaw("fromBuffer", &fromBuffer, "data: ArrayBufferView, shape: number[], dtype: number", "NativeTensor");

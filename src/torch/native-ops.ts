@@ -29,6 +29,7 @@ export interface NativeOps {
   autogradGrad(outputs: NativeTensor[], inputs: NativeTensor[], gradOutputs: (NativeTensor | null)[], retainGraph: boolean, createGraph: boolean, allowUnused: boolean): NativeTensor[];
   backward(self: NativeTensor, gradient: NativeTensor | null, retainGraph: boolean, createGraph: boolean): void;
   baddbmm(self: NativeTensor, batch1: NativeTensor, batch2: NativeTensor, beta: number | boolean, alpha: number | boolean): NativeTensor;
+  beginDeferExternalMemory(): void;
   bernoulli(self: NativeTensor): NativeTensor;
   bernoulli_(self: NativeTensor, p: number): void;
   bernoulliScalar(self: NativeTensor, p: number): NativeTensor;
@@ -80,6 +81,7 @@ export interface NativeOps {
   embedding(weight: NativeTensor, indices: NativeTensor, paddingIdx: number): NativeTensor;
   empty(shape: number[], dtype: number, device: string): NativeTensor;
   emptyLike(self: NativeTensor): NativeTensor;
+  endDeferExternalMemory(): void;
   eq(self: NativeTensor, other: NativeTensor): NativeTensor;
   eqScalar(self: NativeTensor, other: number | boolean): NativeTensor;
   equal(self: NativeTensor, other: NativeTensor): boolean;
@@ -133,7 +135,7 @@ export interface NativeOps {
   libtorchVersion(): string;
   linear(input: NativeTensor, weight: NativeTensor, bias?: NativeTensor | null): NativeTensor;
   linspace(start: number | boolean, end: number | boolean, steps: number, dtype: number, device: string): NativeTensor;
-  liveTensorStats(): { storages: number; handles: number; bytes: number };
+  liveTensorStats(): { storages: number; handles: number; bytes: number; reportedBytes: number };
   log(self: NativeTensor): NativeTensor;
   log1p(self: NativeTensor): NativeTensor;
   log2(self: NativeTensor): NativeTensor;

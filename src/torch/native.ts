@@ -6,24 +6,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { NativeSignature } from './native-handles.js';
+import { chooseOpenBlasCoreType } from './openblas.js';
 import type { NativeOps } from './native-ops.js';
 
 const require = createRequire(import.meta.url);
-
-/**
- * OpenBLAS picks its kernels from the CPU model. On virtual machines that report a generic model it falls back
- * to the oldest x86-64 kernels (measured on this project's 2-core VM: 64 GFLOP/s instead of 294 at 1024³).
- * Unless the user chose a core type, pick one from the CPU's instruction-set flags. This must happen before
- * libtorch (and with it OpenBLAS) is loaded, because OpenBLAS reads the variable in its constructor.
- */
-export function chooseOpenBlasCoreType(cpuinfo: string): string | undefined {
-  const flagsLine = cpuinfo.split('\n').find((l) => l.startsWith('flags'));
-  if (!flagsLine) return undefined;
-  const flags = new Set(flagsLine.split(':')[1]?.trim().split(/\s+/) ?? []);
-  if (flags.has('avx512f') && flags.has('avx512bw') && flags.has('avx512vl')) return 'SKYLAKEX';
-  if (flags.has('avx2') && flags.has('fma')) return 'HASWELL';
-  return undefined;
-}
 
 function configureEnvironment(): void {
   if (process.env.OPENBLAS_CORETYPE === undefined && process.platform === 'linux' && process.arch === 'x64') {
@@ -79,3 +65,5 @@ function load(): NativeOps {
 
 /** The binding, with one function per libtorch op (see native-ops.ts). */
 export const native: NativeOps = load();
+
+export { chooseOpenBlasCoreType };

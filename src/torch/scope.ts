@@ -42,6 +42,15 @@ function collect(value: unknown, into: Set<ScopedResource>, seen: Set<unknown>, 
 
 let isResourceFn: (v: unknown) => boolean = () => false;
 
+/** Hooks run when a scope opens / after it has closed (set by native.ts: deferred external-memory reporting). */
+let onEnter: () => void = () => {};
+let onExit: () => void = () => {};
+
+export function setScopeHooks(enter: () => void, exit: () => void): void {
+  onEnter = enter;
+  onExit = exit;
+}
+
 /** Set by tensor.ts: how to recognise a tensor in a returned value. */
 export function setResourcePredicate(fn: (v: unknown) => boolean): void {
   isResourceFn = fn;
@@ -54,6 +63,15 @@ export function setResourcePredicate(fn: (v: unknown) => boolean): void {
 export function scope<T>(fn: () => T): T {
   const created: ScopedResource[] = [];
   stack.push(created);
+  onEnter();
+  try {
+    return finishScope(fn, created);
+  } finally {
+    onExit();
+  }
+}
+
+function finishScope<T>(fn: () => T, created: ScopedResource[]): T {
   let result: T;
   try {
     result = fn();

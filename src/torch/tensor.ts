@@ -3,7 +3,7 @@
 import { type DType, type DTypeLike, dtypeCode, dtypeFromCode, isFloatingPoint, toDType } from './dtype.js';
 import type { NativeTensor } from './native-handles.js';
 import { native } from './native.js';
-import { setResourcePredicate, trackResource } from './scope.js';
+import { setResourcePredicate, setScopeHooks, trackResource } from './scope.js';
 
 export type Scalar = number | boolean;
 export type TensorOrScalar = Tensor | Scalar;
@@ -1069,6 +1069,10 @@ export function isTensor(v: unknown): v is Tensor {
 }
 
 setResourcePredicate(isTensor);
+setScopeHooks(
+  () => native.beginDeferExternalMemory(),
+  () => native.endDeferExternalMemory(),
+);
 
 function isDeviceString(s: string): boolean {
   return s === 'cpu' || s === 'cuda' || s === 'meta' || s.startsWith('cuda:') || s.startsWith('cpu:');
