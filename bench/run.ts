@@ -1,5 +1,9 @@
 // Benchmark dispatcher: `node dist/bench/run.js <bench|all> [--threads 2] [--rounds 5] [--steps 3] [--warmup k]
 // [--seed n] [--python /usr/bin/python3]`. One JSON line per measurement on stdout; progress on stderr.
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+
 import {
   type BenchCase,
   type BenchOptions,
@@ -8,6 +12,7 @@ import {
   median,
   round,
   runBench,
+  workersDir,
 } from './harness.js';
 import type { TinyTransformerConfig } from './models/tiny-transformer.js';
 import type { MatmulCase } from './workers/matmul.js';
@@ -125,7 +130,63 @@ const matmul: BenchSpec = {
   },
 };
 
-const BENCHES: BenchSpec[] = [trainStep, matmul];
+/** Prepared once per machine (random `small` model + input batches), reused by later runs. */
+function embedWorkDir(seed: number): string {
+  const dir = path.join(os.tmpdir(), `moca-bench-embed-${seed}`);
+  const r = spawnSync(process.execPath, [path.join(workersDir(), 'embed-prepare.js'), dir, String(seed)], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (r.status !== 0) throw new Error(`preparing the embed bench failed (exit ${r.status})`);
+  return dir;
+}
+
+const EMBED_CASES = [
+  { id: 'text', metric: 'embeddings_per_s_text', description: '16 text-only rows' },
+  { id: 'image', metric: 'embeddings_per_s_image_text', description: '4 rows of one image + text' },
+];
+
+const embed: BenchSpec = {
+  name: 'embed',
+  description:
+    'embeddings/s of the `small` config (LLM 4×512, vision 4×256) for text-only and image+text batches; ' +
+    'peer = the independent PyTorch reference (tools/reference) on the same weights and inputs',
+  oursWorker: 'embed.js',
+  peerScript: 'embed.py',
+  defaults: { rounds: 5, steps: 3, warmup: 2 },
+  config: (options) => {
+    const dir = embedWorkDir(options.seed);
+    return {
+      modelDir: path.join(dir, 'model'),
+      inputs: Object.fromEntries(EMBED_CASES.map((c) => [c.id, path.join(dir, `${c.id}.safetensors`)])),
+    };
+  },
+  cases: () =>
+    EMBED_CASES.map((c): BenchCase => ({
+      id: c.id,
+      metric: c.metric,
+      unit: 'embeddings/s',
+      higherIsBetter: true,
+      value: (ms: number, values: Record<string, number>) => ((values.rows ?? 1) * 1000) / ms,
+    })),
+  extra(c, ours, peer) {
+    const o = ours.cases.get(c.id)!;
+    const p = peer.cases.get(c.id)!;
+    const oc = o.values.checksum?.at(-1);
+    const pc = p.values.checksum?.at(-1);
+    return {
+      batch: EMBED_CASES.find((e) => e.id === c.id)!.description,
+      ours_ms_per_batch: med(o.samples.map((x) => ((o.values.rows?.[0] ?? 1) * 1000) / x)),
+      peer_ms_per_batch: med(p.samples.map((x) => ((p.values.rows?.[0] ?? 1) * 1000) / x)),
+      ours_load_ms: round((ours.init.load_ms as number | undefined) ?? null),
+      peer_load_ms: round((peer.init.load_ms as number | undefined) ?? null),
+      parameters: ours.init.parameters ?? null,
+      same_output: oc !== undefined && pc !== undefined && Math.abs(oc - pc) <= 1e-3 * Math.max(1, Math.abs(pc)),
+      ratio_note: 'ours/peer of embeddings/s: above 1 means ours is faster',
+    };
+  },
+};
+
+const BENCHES: BenchSpec[] = [trainStep, matmul, embed];
 
 function usage(): string {
   const lines = BENCHES.map((b) => `  ${b.name.padEnd(12)} ${b.description}`);

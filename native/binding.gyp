@@ -15,7 +15,8 @@
         "src/ops_shape.cc",
         "src/ops_nn.cc",
         "src/autograd.cc",
-        "src/storage.cc"
+        "src/storage.cc",
+        "src/allocator.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GLIBCXX_USE_CXX11_ABI=<(cxx11_abi)"],

@@ -78,6 +78,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(data);
   data->signatures = Napi::Persistent(Napi::Array::New(env));
 
+  installCachingCpuAllocator();
   Registry r(env, exports);
   registerGlobalOps(r);
   registerTensorInfoOps(r);
@@ -86,6 +87,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerShapeOps(r);
   registerNnOps(r);
   registerAutogradOps(r);
+  registerAllocatorOps(r);
   registerStorageOps(r, env);
   r.defRaw("liveTensorStats", &liveTensorStats, "", "{ storages: number; handles: number; bytes: number; reportedBytes: number }");
   exports.Set("signatures", Napi::Function::New(env, &signatures, "signatures"));

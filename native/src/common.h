@@ -384,5 +384,7 @@ void registerNnOps(Registry& r);
 void registerAutogradOps(Registry& r);
 void registerStorageOps(Registry& r, Napi::Env env);
 void registerTensorInfoOps(Registry& r);
+void registerAllocatorOps(Registry& r);
+void installCachingCpuAllocator();
 
 }  // namespace moca

@@ -40,3 +40,31 @@ export function cudaIsAvailable(): boolean {
 export function liveTensorStats(): { storages: number; handles: number; bytes: number } {
   return native.liveTensorStats();
 }
+
+export interface CpuCacheStats {
+  /** Bytes of freed large blocks kept for reuse. */
+  cachedBytes: number;
+  cachedBlocks: number;
+  /** Large allocations served from the cache / from the system. */
+  hits: number;
+  misses: number;
+  /** Most bytes the cache keeps (MOCA_CPU_CACHE_MB; 0 disables caching). */
+  limitBytes: number;
+}
+
+/** State of the caching CPU allocator (see docs/runtime.md). */
+export function cpuCacheStats(): CpuCacheStats {
+  const [cachedBytes, cachedBlocks, hits, misses, limitBytes] = native.cpuCacheStats() as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  return { cachedBytes, cachedBlocks, hits, misses, limitBytes };
+}
+
+/** Returns the cached free blocks to the system (like `torch.cuda.empty_cache()`). */
+export function emptyCache(): void {
+  native.emptyCpuCache();
+}

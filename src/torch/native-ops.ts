@@ -57,6 +57,7 @@ export interface NativeOps {
   copy_(self: NativeTensor, src: NativeTensor): void;
   cos(self: NativeTensor): NativeTensor;
   countNonzero(self: NativeTensor, dim?: number | null): NativeTensor;
+  cpuCacheStats(): number[];
   crossEntropy(input: NativeTensor, target: NativeTensor, weight: NativeTensor | null, reduction: string, ignoreIndex: number, labelSmoothing: number): NativeTensor;
   cudaDeviceCount(): number;
   cudaIsAvailable(): boolean;
@@ -80,6 +81,7 @@ export interface NativeOps {
   elementSize(self: NativeTensor): number;
   embedding(weight: NativeTensor, indices: NativeTensor, paddingIdx: number): NativeTensor;
   empty(shape: number[], dtype: number, device: string): NativeTensor;
+  emptyCpuCache(): void;
   emptyLike(self: NativeTensor): NativeTensor;
   endDeferExternalMemory(): void;
   eq(self: NativeTensor, other: NativeTensor): NativeTensor;

@@ -113,3 +113,28 @@ describe('memory', () => {
     opt.dispose();
   });
 });
+
+describe('caching CPU allocator', () => {
+  test('large buffers freed by dispose are reused instead of being mapped again', () => {
+    torch.emptyCache();
+    const before = torch.cpuCacheStats();
+    const x = torch.randn([1024, 1024]);
+    for (let i = 0; i < 10; i++) torch.scope(() => void x.add(x));
+    const after = torch.cpuCacheStats();
+    assert.ok(after.hits - before.hits >= 9, `expected reuse, got ${after.hits - before.hits} hits`);
+    assert.ok(after.cachedBytes >= 4 * 1024 * 1024);
+    torch.emptyCache();
+    assert.equal(torch.cpuCacheStats().cachedBytes, 0);
+    x.dispose();
+  });
+
+  test('kernels using the raw allocator interface work on cached blocks (gelu, large)', () => {
+    const x = torch.randn([512, 1024]);
+    const expected = torch.scope(() => x.mul(0.5).mul(x.mul(Math.SQRT1_2).erf().add(1)).sum().item());
+    for (let i = 0; i < 3; i++) {
+      const got = torch.scope(() => torch.F.gelu(x).sum().item());
+      assert.ok(Math.abs(got - expected) < 1e-2 * Math.max(1, Math.abs(expected)));
+    }
+    x.dispose();
+  });
+});
