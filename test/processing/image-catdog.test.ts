@@ -1,8 +1,9 @@
-// A real photo end to end (/work/shared/data/images/cat-dog.jpg, 800×599 JPEG), when the file is present.
+// A real photo end to end (../shared/data/images/cat-dog.jpg beside the repository, 800×599 JPEG), when present.
 // The image is not part of the repository; the numbers below are PIL/transformers summaries printed by
 // `/usr/bin/python3 tools/gen_image_fixtures.py --cat-dog`.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 
@@ -13,7 +14,10 @@ import {
   decodeImage,
 } from '../../src/processing/image/index.js';
 
-const CAT_DOG = process.env['MOCA_CAT_DOG_JPG'] ?? '/work/shared/data/images/cat-dog.jpg';
+// shared/ sits beside the repository (read-only project input); dist/test/processing → repo root is ../../..
+const CAT_DOG =
+  process.env['MOCA_CAT_DOG_JPG'] ??
+  fileURLToPath(new URL('../../../../shared/data/images/cat-dog.jpg', import.meta.url));
 
 const PIL = {
   width: 800,
