@@ -87,10 +87,26 @@ export class Qwen25VLModel extends Module {
 
   /** Final-norm hidden states (B, L, hidden). */
   hiddenStates(inputs: ModelInputs): Tensor {
+    return scope(() => this.forwardWithContext(inputs).hidden);
+  }
+
+  /**
+   * Final-norm hidden states together with the decoder context of this pass (M-RoPE cos/sin and attention
+   * mask), which extra decoder layers on top (MoCa's MAE decoder) reuse.
+   */
+  forwardWithContext(inputs: ModelInputs): { hidden: Tensor; ctx: DecoderContext } {
+    return scope(() => {
+      const embeds = this.inputEmbeddings(inputs);
+      const ctx = this.decoderContext(inputs, embeds.dtype);
+      return { hidden: this.model.forward(embeds, ctx), ctx: { cos: ctx.cos, sin: ctx.sin, mask: ctx.mask } };
+    });
+  }
+
+  /** M-RoPE cos/sin (in `dtype`) and the attention mask for `inputs`. */
+  decoderContext(inputs: ModelInputs, dtype: Tensor['dtype']): DecoderContext {
     return scope(() => {
       const [batch, seqLen] = inputs.inputIds.shape as [number, number];
       const maskBool = inputs.attentionMask.dtype === 'bool' ? inputs.attentionMask : inputs.attentionMask.ne(0);
-      const embeds = this.inputEmbeddings(inputs);
       const { cos, sin } = noGrad(() => {
         const ids = inputs.inputIds.to('int32').toTypedArray() as Int32Array;
         const mask = maskBool.to('int32').toTypedArray() as Int32Array;
@@ -106,15 +122,14 @@ export class Qwen25VLModel extends Module {
           headDim(this.config),
           this.config.ropeTheta,
           this.config.mropeSection,
-          embeds.dtype,
+          dtype,
         );
       });
       let attnMask = maskBool.view(batch, 1, 1, seqLen);
       if (this.attentionMode === 'causal') {
         attnMask = attnMask.logicalAnd(ones([seqLen, seqLen], { dtype: 'bool', device: this.device }).tril());
       }
-      const ctx: DecoderContext = { cos, sin, mask: attnMask };
-      return this.model.forward(embeds, ctx);
+      return { cos, sin, mask: attnMask };
     });
   }
 
