@@ -186,7 +186,51 @@ const embed: BenchSpec = {
   },
 };
 
-const BENCHES: BenchSpec[] = [trainStep, matmul, embed];
+const cptStep: BenchSpec = {
+  name: 'cpt-step',
+  description:
+    'one MoCa stage-1 step (MLM + MAE forward, backward, AdamW) of the `small` config on an interleaved batch ' +
+    '(4 text rows + 4 image rows, fixed masks); peer = the independent PyTorch reference; tokens/s',
+  oursWorker: 'cpt-step.js',
+  peerScript: 'cpt_step.py',
+  defaults: { rounds: 5, steps: 2, warmup: 1 },
+  config: (options) => {
+    const dir = embedWorkDir(options.seed);
+    return {
+      modelDir: path.join(dir, 'model'),
+      batchFile: path.join(dir, 'cpt.safetensors'),
+      headsFile: path.join(dir, 'heads.safetensors'),
+      lr: 1e-5,
+    };
+  },
+  cases: () => [
+    {
+      id: undefined,
+      metric: 'tokens_per_s',
+      unit: 'tokens/s',
+      higherIsBetter: true,
+      value: (ms: number, values: Record<string, number>) => ((values.tokens ?? 0) * 1000) / ms,
+    },
+  ],
+  extra(_c, ours, peer) {
+    const o = ours.cases.get(undefined)!;
+    const p = peer.cases.get(undefined)!;
+    const first = (s: CaseSamples, k: string) => round(s.warmupValues[k]?.[0] ?? s.values[k]?.[0] ?? null, 6);
+    return {
+      ours_ms_per_step: med(o.samples.map((x) => ((o.values.tokens?.[0] ?? 0) * 1000) / x)),
+      peer_ms_per_step: med(p.samples.map((x) => ((p.values.tokens?.[0] ?? 0) * 1000) / x)),
+      tokens_per_step: o.values.tokens?.[0] ?? null,
+      parameters: ours.init.parameters ?? null,
+      ours_loss_first: first(o, 'loss'),
+      peer_loss_first: first(p, 'loss'),
+      ours_mae_loss_first: first(o, 'mae_loss'),
+      peer_mae_loss_first: first(p, 'mae_loss'),
+      ratio_note: 'ours/peer of tokens/s: above 1 means ours is faster',
+    };
+  },
+};
+
+const BENCHES: BenchSpec[] = [trainStep, matmul, embed, cptStep];
 
 function usage(): string {
   const lines = BENCHES.map((b) => `  ${b.name.padEnd(12)} ${b.description}`);

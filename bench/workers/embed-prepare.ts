@@ -1,5 +1,6 @@
-// Prepares the `embed` bench: a `small` random model directory and two input batches (text-only rows and
-// image+text rows), built with our processor and written as inputs.safetensors files that both sides read.
+// Prepares the `embed` and `cpt-step` benches: a `small` random model directory, two input batches (text-only
+// rows and image+text rows) built with our processor, and for `cpt-step` a mixed batch with fixed MLM/MAE masks
+// plus MoCa-initialised MAE heads — written as safetensors files that both sides read.
 // Usage: node dist/bench/workers/embed-prepare.js <dir> <seed>
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -7,6 +8,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 
 import { initModelDirectory } from '../../src/embed/index.js';
+import { loadQwen25VL } from '../../src/models/index.js';
+import { MaeHeads } from '../../src/train/cpt/objective.js';
+import { sampleMasks } from '../../src/train/cpt/masking.js';
 import { loadImageProcessorConfig, Qwen2VLImageProcessor, decodeImage } from '../../src/processing/image/index.js';
 import { buildBatch, encodeInput, imageTokenIds } from '../../src/processing/sequence.js';
 import { Tokenizer } from '../../src/processing/tokenizer.js';
@@ -83,6 +87,36 @@ async function main(): Promise<void> {
       seq_len: String(b.seqLen),
     });
   }
+
+  // cpt-step: 4 text rows + the 4 image rows in one micro-batch, masks drawn once (seeded), MoCa's initial heads.
+  const mixed = [...textItems.slice(0, 4), ...imageItems];
+  const b = buildBatch(mixed, { ...ids, mergeSize: 2, maxLength: 1280 });
+  const inputIds = torch.tensor(b.inputIds, { shape: [b.batchSize, b.seqLen] });
+  const attentionMask = torch.tensor(b.attentionMask, { shape: [b.batchSize, b.seqLen] });
+  torch.manualSeed(seed);
+  const maskId = tokenizer.idLimit; // the id <|mask|> gets when added (inside the embedding rows)
+  const masks = sampleMasks(inputIds, attentionMask, b.pixelValues.length / b.patchDim / 4, b.patchDim, {
+    specialIds: [...tokenizer.specialTokenIds, maskId],
+    mlmProb: 0.4,
+    maeProb: 0.5,
+  });
+  torch.saveSafetensors(
+    path.join(dir, 'cpt.safetensors'),
+    new Map([
+      ['input_ids', inputIds],
+      ['attention_mask', attentionMask],
+      ['pixel_values', torch.tensor(b.pixelValues, { shape: [b.pixelValues.length / b.patchDim, b.patchDim] })],
+      ['image_grid_thw', torch.tensor(b.imageGridThw, { dtype: 'int64' })],
+      ['mlm_mask', masks.mlmMask],
+      ['mae_token_mask', masks.maeTokenMask],
+      ['noise', masks.noise],
+    ]),
+    { mask_token_id: String(maskId) },
+  );
+  const { model } = loadQwen25VL(modelDir, { withLmHead: true });
+  const heads = new MaeHeads(model, b.patchDim);
+  heads.initializeFrom(model);
+  torch.saveSafetensors(path.join(dir, 'heads.safetensors'), heads.stateDict());
 }
 
 main().then(
