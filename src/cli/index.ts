@@ -8,6 +8,7 @@ import { registerEmbedCommand } from './embed.js';
 import { registerInfoCommand } from './info.js';
 import { registerInitCommand } from './init.js';
 import { registerTokenizeCommand } from './tokenize.js';
+import { registerTrainCommand } from './train.js';
 
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerDemoCommand(program);
   registerEmbedCommand(program);
   registerTokenizeCommand(program);
+  registerTrainCommand(program);
   registerInitCommand(program);
   registerInfoCommand(program);
   return program;

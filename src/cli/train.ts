@@ -1,0 +1,211 @@
+// `moca train cpt`: MoCa stage 1 (modality-aware continual pre-training) from the command line.
+import path from 'node:path';
+
+import { type Command, Option } from 'commander';
+
+import { MixedCorpus, TokenBudgetBatcher, parseSourceSpec } from '../data/index.js';
+import { Tokenizer } from '../processing/tokenizer.js';
+import { CPT_DEFAULTS as OBJECTIVE_DEFAULTS } from '../train/cpt/objective.js';
+import { CptTask } from '../train/cpt/task.js';
+import { CPT_DEFAULTS, train, type TrainerConfig } from '../train/trainer.js';
+import { Progress } from '../util/progress.js';
+import { nonNegativeInt, oneOf, positiveInt } from './options.js';
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`expected a positive number, got '${value}'`);
+  return n;
+}
+
+function probability(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 1) throw new Error(`expected a probability in [0, 1], got '${value}'`);
+  return n;
+}
+
+interface CptCommandOptions {
+  model: string;
+  data: string[];
+  output: string;
+  mlmProb: number;
+  maeProb: number;
+  maeWeight: number;
+  mlm: boolean;
+  mae: boolean;
+  lr: number;
+  warmupRatio: number;
+  schedule: 'linear' | 'cosine' | 'constant';
+  maxGradNorm: number;
+  gradAccumulation: number;
+  tokensPerBatch: number;
+  maxLength: number;
+  bufferSize: number;
+  epochs: number;
+  maxSteps?: number;
+  saveEvery: number;
+  keepCheckpoints: number;
+  logEvery: number;
+  seed: number;
+  resume?: string | boolean;
+  resumeData: boolean;
+  overwrite?: boolean;
+  dtype: 'float32' | 'bfloat16';
+  threads?: number;
+  strict?: boolean;
+  minPixels?: number;
+  maxPixels?: number;
+}
+
+export function registerTrainCommand(program: Command): void {
+  const trainCmd = program.command('train').description('train MoCa: stage 1 (cpt) and stage 2 (cl)');
+  trainCmd
+    .command('cpt')
+    .description('stage 1: modality-aware continual pre-training (joint MLM + MAE, bidirectional attention)')
+    .requiredOption('--model <dir>', 'starting checkpoint (Hugging Face layout; a causal VLM or a MoCa model)')
+    .requiredOption(
+      '--data <source...>',
+      'interleaved documents: JSONL or Parquet files/directories, as path, name=path or name=path@weight',
+    )
+    .requiredOption('--output <dir>', 'run directory (metrics, report, checkpoints, final model)')
+    .option('--mlm-prob <p>', 'probability a text token is masked', probability, OBJECTIVE_DEFAULTS.mlmProb)
+    .option('--mae-prob <p>', 'probability a merged image token is masked', probability, OBJECTIVE_DEFAULTS.maeProb)
+    .option('--mae-weight <w>', 'weight of the MAE loss', positiveNumber, OBJECTIVE_DEFAULTS.maeWeight)
+    .option('--no-mlm', 'ablation: MAE only')
+    .option('--no-mae', 'ablation: MLM only')
+    .option('--lr <lr>', 'peak learning rate', positiveNumber, CPT_DEFAULTS.lr)
+    .option('--warmup-ratio <r>', 'linear warmup as a fraction of the steps', probability, CPT_DEFAULTS.warmupRatio)
+    .addOption(
+      new Option('--schedule <kind>', 'decay after warmup')
+        .choices(['linear', 'cosine', 'constant'])
+        .default(CPT_DEFAULTS.schedule),
+    )
+    .option('--max-grad-norm <n>', 'gradient clipping', positiveNumber, CPT_DEFAULTS.maxGradNorm)
+    .option('--grad-accumulation <n>', 'micro-batches per optimizer step', positiveInt, CPT_DEFAULTS.gradAccumulation)
+    .option('--tokens-per-batch <n>', 'equivalent-token budget of a micro-batch', positiveInt, 12800)
+    .option('--max-length <n>', 'tokens per document (cut images dropped whole)', positiveInt, 1280)
+    .option('--buffer-size <n>', 'shuffle buffer (documents)', nonNegativeInt, 2048)
+    .option('--epochs <n>', 'passes over each source', positiveInt, 1)
+    .option(
+      '--max-steps <n>',
+      'optimizer steps (default: one pass over the data, counted before training)',
+      positiveInt,
+    )
+    .option('--save-every <n>', 'checkpoint every n steps', nonNegativeInt, CPT_DEFAULTS.saveEvery)
+    .option('--keep-checkpoints <n>', 'newest checkpoints kept (0: all)', nonNegativeInt, 3)
+    .option('--log-every <n>', 'progress line every n steps', positiveInt, 1)
+    .option('--seed <n>', 'seed (masks, shuffling, mixing)', nonNegativeInt, 0)
+    .option('--resume [checkpoint]', 'continue from the latest checkpoint in --output, or from the given one')
+    .option('--no-resume-data', 'on resume, start the data from its beginning (continual training on new data)')
+    .option('--overwrite', 'replace an earlier run in --output')
+    .option('--dtype <dtype>', 'parameter dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
+    .option('--threads <n>', 'libtorch intra-op threads', positiveInt)
+    .option('--strict', 'stop at the first bad row instead of recording it')
+    .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
+    .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt)
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Documents: {"text": "… <|vision_start|><|image_pad|><|vision_end|> …", "images": ["a.png"]} per JSONL line,',
+        'or Parquet with a `text` column and an `images` list of encoded images (Hugging Face datasets layout).',
+        '',
+        'Example:',
+        '  $ moca train cpt --model ./qwen25vl --data web=docs.jsonl@3 pairs=pairs.parquet@1 --output runs/cpt \\',
+        '      --lr 2e-6 --grad-accumulation 4 --save-every 200',
+        '',
+        'Outputs: <output>/metrics.jsonl, report.html (loss curves), checkpoints/step-N (resumable),',
+        'final/ (a bidirectional embedding model for `moca embed`), errors.jsonl (bad rows).',
+      ].join('\n'),
+    )
+    .action(async (opts: CptCommandOptions) => {
+      process.exitCode = await runCpt(opts);
+    });
+}
+
+async function planSteps(opts: CptCommandOptions): Promise<number> {
+  // One pass over the data (text tokens and image headers only) to count micro-batches, so that warmup and
+  // decay span the run as in the reference (whose epoch length is known up front).
+  const tokenizer = Tokenizer.fromDir(opts.model);
+  const corpus = new MixedCorpus(opts.data.map(parseSourceSpec), {
+    seed: opts.seed,
+    epochs: opts.epochs,
+    errors: { record: () => undefined },
+  });
+  const batcher = new TokenBudgetBatcher(corpus, {
+    tokenizer,
+    tokensPerBatch: opts.tokensPerBatch,
+    maxLength: opts.maxLength,
+    bufferSize: opts.bufferSize,
+    seed: opts.seed,
+    imageCheck: 'header',
+  });
+  const progress = new Progress('counting batches', undefined, { unit: 'batches' });
+  let micro = 0;
+  for await (const _ of batcher) {
+    micro++;
+    progress.update(micro);
+  }
+  corpus.close();
+  return Math.max(1, Math.ceil(micro / opts.gradAccumulation));
+}
+
+async function runCpt(opts: CptCommandOptions): Promise<number> {
+  if (!opts.mlm && !opts.mae) throw new Error('--no-mlm and --no-mae together leave nothing to train');
+  if (opts.threads !== undefined) {
+    const { setNumThreads } = await import('../torch/index.js');
+    setNumThreads(opts.threads);
+  }
+  const sources = opts.data.map(parseSourceSpec);
+  const totalSteps = opts.maxSteps ?? (await planSteps(opts));
+  const task = await CptTask.create({
+    modelDir: opts.model,
+    sources,
+    dtype: opts.dtype,
+    objective: {
+      mlmProb: opts.mlmProb,
+      maeProb: opts.maeProb,
+      maeWeight: opts.maeWeight,
+      useMlm: opts.mlm,
+      useMae: opts.mae,
+    },
+    tokensPerBatch: opts.tokensPerBatch,
+    maxLength: opts.maxLength,
+    bufferSize: opts.bufferSize,
+    epochs: opts.epochs,
+    seed: opts.seed,
+    errorsFile: CptTask.errorsPath(opts.output),
+    ...(opts.strict ? { strict: true } : {}),
+    ...(opts.minPixels === undefined ? {} : { minPixels: opts.minPixels }),
+    ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
+  });
+  const config: TrainerConfig = {
+    ...CPT_DEFAULTS,
+    outputDir: opts.output,
+    lr: opts.lr,
+    warmupRatio: opts.warmupRatio,
+    schedule: opts.schedule,
+    maxGradNorm: opts.maxGradNorm,
+    gradAccumulation: opts.gradAccumulation,
+    totalSteps,
+    saveEvery: opts.saveEvery,
+    keepCheckpoints: opts.keepCheckpoints,
+    logEvery: opts.logEvery,
+    seed: opts.seed,
+    resume: opts.resume === undefined ? false : opts.resume,
+    resumeData: opts.resumeData,
+    ...(opts.overwrite ? { overwrite: true } : {}),
+  };
+  try {
+    const result = await train(task, config, { label: 'cpt', reportTitle: 'MoCa stage 1 (continual pre-training)' });
+    const bad = task.errorCount();
+    console.error(
+      `moca train cpt: ${result.status} at step ${result.step}/${totalSteps}` +
+        (result.exportDir ? `; model → ${result.exportDir}` : '') +
+        `; report → ${path.relative(process.cwd(), result.report) || result.report}` +
+        (bad ? `; ${bad} bad rows → ${CptTask.errorsPath(opts.output)}` : ''),
+    );
+    return result.status === 'interrupted' ? 130 : 0;
+  } finally {
+    task.close();
+  }
+}

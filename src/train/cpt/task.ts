@@ -1,0 +1,194 @@
+// Stage 1 as a trainer task: token-budget micro-batches of interleaved documents → MLM + MAE loss.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+import { MixedCorpus, prepareSample, TokenBudgetBatcher, type SourceSpec } from '../../data/index.js';
+import { loadQwen25VL, type Qwen25VLModel, saveQwen25VL } from '../../models/index.js';
+import {
+  loadImageProcessorConfig,
+  Qwen2VLImageProcessor,
+  saveImageProcessorConfig,
+} from '../../processing/image/index.js';
+import { batchToTensors, buildBatch, imageTokenIds } from '../../processing/sequence.js';
+import { Tokenizer } from '../../processing/tokenizer.js';
+import { type DTypeLike, loadSafetensors, manualSeed, type Parameter, type Tensor } from '../../torch/index.js';
+import { ErrorLog } from '../../util/output.js';
+import type { TrainTask } from '../trainer.js';
+import { type CptBatch, CptObjective, type CptOptions, MaeHeads } from './objective.js';
+
+export const MASK_TOKEN = '<|mask|>';
+
+export interface CptTaskOptions {
+  modelDir: string;
+  sources: (SourceSpec | string)[];
+  dtype?: DTypeLike;
+  objective: Omit<CptOptions, 'maskTokenId' | 'specialIds'>;
+  tokensPerBatch?: number;
+  maxLength?: number;
+  bufferSize?: number;
+  epochs?: number;
+  seed?: number;
+  /** Where bad rows are recorded (JSON Lines). */
+  errorsFile: string;
+  strict?: boolean;
+  /** Pixel limits of the image processor (default: the model directory's preprocessor_config.json). */
+  minPixels?: number;
+  maxPixels?: number;
+  /** MAE heads to start from (a stage-1 checkpoint's params), instead of MoCa's initialisation. */
+  headsFile?: string;
+}
+
+type TrainBatch = CptBatch & { documents: number };
+
+/**
+ * Adds `<|mask|>` to the tokenizer when absent, at the next id, which must be an existing embedding row (MoCa
+ * does not resize the embeddings: Qwen2.5 has 151,936 rows for 151,665 tokens).
+ */
+export function ensureMaskToken(tokenizer: Tokenizer, vocabRows: number): number {
+  const existing = tokenizer.tokenToId(MASK_TOKEN);
+  if (existing !== undefined) return existing;
+  const id = tokenizer.addSpecialToken(MASK_TOKEN, 'mask_token');
+  if (id >= vocabRows) {
+    throw new Error(
+      `adding ${MASK_TOKEN} needs embedding row ${id}, but the model has ${vocabRows} rows; ` +
+        'use a checkpoint with spare rows (as Qwen2.5-VL has) or add the token beforehand',
+    );
+  }
+  return id;
+}
+
+export class CptTask implements TrainTask<TrainBatch> {
+  readonly summedMetrics = ['tokens', 'masked_tokens', 'masked_patches', 'documents'];
+
+  private constructor(
+    readonly model: Qwen25VLModel,
+    readonly heads: MaeHeads,
+    readonly objective: CptObjective,
+    readonly tokenizer: Tokenizer,
+    readonly imageProcessor: Qwen2VLImageProcessor,
+    readonly batcher: TokenBudgetBatcher,
+    private readonly corpus: MixedCorpus,
+    private readonly errors: ErrorLog,
+    private readonly options: CptTaskOptions,
+  ) {}
+
+  static async create(options: CptTaskOptions): Promise<CptTask> {
+    const tokenizer = Tokenizer.fromDir(options.modelDir);
+    const { model } = loadQwen25VL(options.modelDir, {
+      withLmHead: true,
+      attention: 'bidirectional',
+      dtype: options.dtype ?? 'float32',
+    });
+    const maskTokenId = ensureMaskToken(tokenizer, model.config.vocabSize);
+    const processorConfig = await loadImageProcessorConfig(options.modelDir);
+    const imageProcessor = new Qwen2VLImageProcessor({
+      ...processorConfig,
+      ...(options.minPixels === undefined ? {} : { minPixels: options.minPixels }),
+      ...(options.maxPixels === undefined ? {} : { maxPixels: options.maxPixels }),
+    });
+    const heads = new MaeHeads(model, imageProcessor.rowLength);
+    if (options.headsFile) heads.loadStateDict(loadSafetensors(options.headsFile), { strict: false });
+    else {
+      // The projection's initialisation is random: seed it so that a run is reproducible from its seed.
+      manualSeed(options.seed ?? 0);
+      heads.initializeFrom(model);
+    }
+    const objective = new CptObjective(model, heads, {
+      ...options.objective,
+      maskTokenId,
+      specialIds: [...tokenizer.specialTokenIds],
+    });
+    const errors = new ErrorLog(options.errorsFile);
+    const corpus = new MixedCorpus(options.sources, {
+      seed: options.seed ?? 0,
+      epochs: options.epochs ?? 1,
+      errors: { record: (entry: Record<string, unknown>) => errors.record(entry) },
+      strict: options.strict ?? false,
+    });
+    const batcher = new TokenBudgetBatcher(corpus, {
+      tokenizer,
+      tokensPerBatch: options.tokensPerBatch ?? 12800,
+      maxLength: options.maxLength ?? 1280,
+      bufferSize: options.bufferSize ?? 2048,
+      seed: options.seed ?? 0,
+    });
+    return new CptTask(model, heads, objective, tokenizer, imageProcessor, batcher, corpus, errors, options);
+  }
+
+  namedParameters(): [string, Parameter][] {
+    return [...this.model.namedParameters(), ...this.heads.namedParameters()];
+  }
+
+  async nextBatch(): Promise<TrainBatch | null> {
+    for (;;) {
+      const micro = await this.batcher.next();
+      if (micro === null) return null;
+      const items = [];
+      for (const s of micro.samples) {
+        try {
+          const prepared = await prepareSample(s.doc, this.tokenizer, this.imageProcessor, {
+            maxLength: this.options.maxLength ?? 1280,
+          });
+          items.push(prepared.item);
+        } catch (e) {
+          if (this.options.strict) throw e;
+          this.errors.record({ source: s.doc.source, id: s.doc.id, stage: 'prepare', error: (e as Error).message });
+        }
+      }
+      if (items.length === 0) continue;
+      const batch = buildBatch(items, {
+        ...imageTokenIds(this.tokenizer),
+        mergeSize: this.model.config.vision.spatialMergeSize,
+        maxLength: this.options.maxLength ?? 1280,
+      });
+      const t = batchToTensors(batch, { device: this.model.device });
+      return {
+        inputIds: t.inputIds,
+        attentionMask: t.attentionMask,
+        pixelValues: t.pixelValues === null ? null : (t.pixelValues.to(this.model.dtype) as Tensor),
+        imageGridThw: batch.imageGridThw.map((g) => [g[0], g[1], g[2]] as const),
+        documents: items.length,
+      };
+    }
+  }
+
+  loss(batch: TrainBatch): { loss: Tensor; metrics: Record<string, number> } {
+    const out = this.objective.loss(batch);
+    // The trainer records the total loss itself; the task reports its parts.
+    const { loss: _total, ...parts } = out.metrics;
+    void _total;
+    return { loss: out.loss, metrics: { ...parts, documents: batch.documents } };
+  }
+
+  dataState(): unknown {
+    return this.batcher.state();
+  }
+
+  /** Awaited by the trainer: the batcher re-reads the documents that were buffered at the checkpoint. */
+  async restoreDataState(state: unknown): Promise<void> {
+    await this.batcher.restore(state as Parameters<TokenBudgetBatcher['restore']>[0]);
+  }
+
+  /** The deliverable: an HF-layout bidirectional embedding model (without the MAE heads), with `<|mask|>` in
+   * its tokenizer, loadable by `moca embed`. */
+  async exportModel(dir: string): Promise<void> {
+    mkdirSync(dir, { recursive: true });
+    saveQwen25VL(dir, this.model);
+    this.tokenizer.save(dir);
+    await saveImageProcessorConfig(dir, this.imageProcessor.config);
+  }
+
+  /** Bad rows recorded so far (corpus and preparation). */
+  errorCount(): number {
+    return this.errors.count;
+  }
+
+  close(): void {
+    this.errors.close();
+    this.corpus.close();
+  }
+
+  static errorsPath(outputDir: string): string {
+    return path.join(outputDir, 'errors.jsonl');
+  }
+}
