@@ -1,4 +1,5 @@
 // Autograd is libtorch's: these ops only expose it.
+#include <ATen/autocast_mode.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/function.h>
@@ -49,6 +50,15 @@ void registerAutogradOps(Registry& r) {
     return previous;
   });
   r.def("isGradEnabled", "", +[]() { return c10::GradMode::is_enabled(); });
+  // CPU autocast (mixed precision): matmuls and other eligible ops run in `dtype` (bfloat16) while parameters
+  // and reductions stay float32. Returns whether it was enabled before.
+  r.def("setAutocastCpu", "enabled, dtype", +[](bool enabled, at::ScalarType dtype) {
+    bool previous = at::autocast::is_cpu_enabled();
+    at::autocast::set_autocast_cpu_dtype(dtype);
+    at::autocast::set_cpu_enabled(enabled);
+    if (!enabled) at::autocast::clear_cache();
+    return previous;
+  });
 }
 
 }  // namespace moca

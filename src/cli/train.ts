@@ -50,6 +50,7 @@ interface CptCommandOptions {
   resumeData: boolean;
   overwrite?: boolean;
   dtype: 'float32' | 'bfloat16';
+  autocast?: 'bfloat16';
   threads?: number;
   strict?: boolean;
   minPixels?: number;
@@ -98,6 +99,11 @@ export function registerTrainCommand(program: Command): void {
     .option('--no-resume-data', 'on resume, start the data from its beginning (continual training on new data)')
     .option('--overwrite', 'replace an earlier run in --output')
     .option('--dtype <dtype>', 'parameter dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
+    .option(
+      '--autocast <dtype>',
+      'mixed precision: forward in bfloat16 with float32 weights',
+      oneOf(['bfloat16'] as const),
+    )
     .option('--threads <n>', 'libtorch intra-op threads', positiveInt)
     .option('--strict', 'stop at the first bad row instead of recording it')
     .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
@@ -175,6 +181,7 @@ async function runCpt(opts: CptCommandOptions): Promise<number> {
     seed: opts.seed,
     errorsFile: CptTask.errorsPath(opts.output),
     ...(opts.strict ? { strict: true } : {}),
+    ...(opts.autocast ? { autocast: opts.autocast } : {}),
     ...(opts.minPixels === undefined ? {} : { minPixels: opts.minPixels }),
     ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
   });

@@ -1,4 +1,5 @@
 // Gradient-mode scopes and functional autograd entry points (libtorch's engine does the work).
+import { type DTypeLike, dtypeCode } from './dtype.js';
 import { native } from './native.js';
 import { Tensor, wrap } from './tensor.js';
 
@@ -69,4 +70,19 @@ export function grad(
     options.allowUnused ?? false,
   );
   return result.map((h) => (h === null ? null : wrap(h)));
+}
+
+/**
+ * Runs `fn` with CPU autocast (mixed precision, `torch.autocast('cpu', dtype)`): eligible ops (matmul, linear,
+ * conv…) compute in `dtype` while float32 parameters stay the master copy. Synchronous only.
+ */
+export function autocast<T>(dtype: DTypeLike, fn: () => T): T {
+  const previous = native.setAutocastCpu(true, dtypeCode(dtype));
+  try {
+    const result = fn();
+    if (result instanceof Promise) throw new TypeError('autocast: fn must be synchronous');
+    return result;
+  } finally {
+    native.setAutocastCpu(previous, dtypeCode(dtype));
+  }
 }

@@ -220,6 +220,7 @@ export interface NativeOps {
   scatterScalar(self: NativeTensor, dim: number, index: NativeTensor, value: number | boolean): NativeTensor;
   searchsorted(sortedSequence: NativeTensor, self: NativeTensor, right: boolean): NativeTensor;
   select(self: NativeTensor, dim: number, index: number): NativeTensor;
+  setAutocastCpu(enabled: boolean, dtype: number): boolean;
   setData(self: NativeTensor, newData: NativeTensor): void;
   setGrad(self: NativeTensor, grad?: NativeTensor | null): void;
   setGradEnabled(enabled: boolean): boolean;

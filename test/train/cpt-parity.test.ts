@@ -98,6 +98,18 @@ describe('stage-1 loss parity with the PyTorch reference', () => {
     assert.ok(torch.scope(() => gBias.sub(e('grad.mae_proj.bias')).abs().max().item()) < 1e-6);
   });
 
+  test('bfloat16 autocast stays close to the float32 reference loss and keeps float32 gradients', () => {
+    const { objective, model } = setup();
+    const out = torch.autocast('bfloat16', () => objective.loss(batch, masks));
+    relClose(out.metrics.mlm_loss, e('mlm_loss').item(), 2e-2, 'mlm_loss (bf16 autocast)');
+    relClose(out.metrics.mae_loss, e('mae_loss').item(), 2e-2, 'mae_loss (bf16 autocast)');
+    out.loss.backward();
+    const g = model.model.layers.get(0).self_attn.q_proj.weight.grad!;
+    assert.equal(g.dtype, 'float32');
+    assert.ok(Number.isFinite(torch.scope(() => g.norm().item())));
+    g.dispose();
+  });
+
   for (const [prefix, mlm, mae] of [
     ['no_mlm', false, true],
     ['no_mae', true, false],

@@ -11,7 +11,14 @@ import {
 } from '../../processing/image/index.js';
 import { batchToTensors, buildBatch, imageTokenIds } from '../../processing/sequence.js';
 import { Tokenizer } from '../../processing/tokenizer.js';
-import { type DTypeLike, loadSafetensors, manualSeed, type Parameter, type Tensor } from '../../torch/index.js';
+import {
+  autocast,
+  type DTypeLike,
+  loadSafetensors,
+  manualSeed,
+  type Parameter,
+  type Tensor,
+} from '../../torch/index.js';
 import { ErrorLog } from '../../util/output.js';
 import type { TrainTask } from '../trainer.js';
 import { type CptBatch, CptObjective, type CptOptions, MaeHeads } from './objective.js';
@@ -36,6 +43,8 @@ export interface CptTaskOptions {
   maxPixels?: number;
   /** MAE heads to start from (a stage-1 checkpoint's params), instead of MoCa's initialisation. */
   headsFile?: string;
+  /** Mixed precision: run the forward under CPU autocast in this dtype (float32 master weights). */
+  autocast?: 'bfloat16';
 }
 
 type TrainBatch = CptBatch & { documents: number };
@@ -153,7 +162,8 @@ export class CptTask implements TrainTask<TrainBatch> {
   }
 
   loss(batch: TrainBatch): { loss: Tensor; metrics: Record<string, number> } {
-    const out = this.objective.loss(batch);
+    const dtype = this.options.autocast;
+    const out = dtype ? autocast(dtype, () => this.objective.loss(batch)) : this.objective.loss(batch);
     // The trainer records the total loss itself; the task reports its parts.
     const { loss: _total, ...parts } = out.metrics;
     void _total;
