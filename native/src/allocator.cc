@@ -8,7 +8,8 @@
 //
 // Blocks of at least kMinCached bytes are rounded up to a size class (at most 1/8 larger than asked), cached
 // on free while the cache holds less than its limit (MOCA_CPU_CACHE_MB, default 1024; 0 disables), and reused
-// by any later request of the same class. Smaller requests go to libtorch's default allocator.
+// by any later request of the same class. Smaller requests go to libtorch's default allocator. Misses evict
+// cached blocks so that cache + live memory stays within 10% of the highest live total (see allocateImpl).
 #include <c10/core/CPUAllocator.h>
 #include <torch/csrc/api/include/torch/version.h>
 
@@ -82,6 +83,7 @@ class CachingCpuAllocator final : public c10::Allocator {
     if (n < kMinCached || limit_ == 0) return c10::GetDefaultCPUAllocator()->allocate(n);
     size_t size = sizeClass(n);
     void* ptr = nullptr;
+    std::vector<void*> evicted;  // freed after the lock is released
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = free_.find(size);
@@ -92,8 +94,25 @@ class CachingCpuAllocator final : public c10::Allocator {
         hits_++;
       } else {
         misses_++;
+        // Keep cache + live memory near the live peak: a miss means the workload needs a size the cache does
+        // not hold (e.g. batch shapes changed); evict cached blocks (largest first) while cache + live + the new
+        // block would exceed the highest live total seen so far (+10%). A steady workload, whose blocks were all
+        // live at once before, never evicts; a changed one does not stack its blocks on top of stale ones.
+        peakLive_ = std::max(peakLive_, liveBytes_ + size);
+        size_t budget = peakLive_ + peakLive_ / 10;
+        for (auto it2 = free_.rbegin(); it2 != free_.rend() && liveBytes_ + cached_ + size > budget;) {
+          auto& blocks = it2->second;
+          while (!blocks.empty() && liveBytes_ + cached_ + size > budget) {
+            evicted.push_back(blocks.back());
+            blocks.pop_back();
+            cached_ -= it2->first;
+          }
+          ++it2;
+        }
       }
+      liveBytes_ += size;
     }
+    for (void* p : evicted) std::free(p);
     if (ptr == nullptr) {
       ptr = std::aligned_alloc(kAlignment, size);
       if (ptr == nullptr) {
@@ -114,6 +133,8 @@ class CachingCpuAllocator final : public c10::Allocator {
   std::mutex mutex_;
   std::map<size_t, std::vector<void*>> free_;
   std::unordered_map<void*, size_t> live_;  // our blocks in use -> size class
+  size_t liveBytes_ = 0;                     // sum of live_ sizes
+  size_t peakLive_ = 0;                      // highest liveBytes_ seen (with the block being allocated)
   size_t cached_ = 0;
   size_t hits_ = 0;
   size_t misses_ = 0;
@@ -137,6 +158,7 @@ void CachingCpuAllocator::release(void* ptr) {
       ours = true;
       size_t size = it->second;
       self.live_.erase(it);
+      self.liveBytes_ -= size;
       if (self.cached_ + size <= self.limit_) {
         self.free_[size].push_back(ptr);
         self.cached_ += size;

@@ -31,13 +31,26 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: { mask?: Ten
 }
 
 function attentionBlock(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null, scale: number): Tensor {
+  // Each intermediate is the size of the score matrix; drop our handle as soon as the next one exists, so only
+  // one or two are alive at a time (autograd keeps what backward needs by itself).
   return scope(() => {
-    let scores = q.matmul(k.transpose(-2, -1)).mul(scale);
-    if (mask !== null) scores = scores.maskedFill(mask.logicalNot(), -Infinity);
-    let probs = scores.softmax(-1, { dtype: 'float32' });
-    if (probs.dtype !== q.dtype) probs = probs.to(q.dtype);
-    return probs.matmul(v);
+    const kt = k.transpose(-2, -1);
+    let t = q.matmul(kt);
+    t = replace(t, t.mul_(scale));
+    if (mask !== null) {
+      const notMask = mask.logicalNot();
+      t = replace(t, t.maskedFill(notMask, -Infinity));
+    }
+    t = replace(t, t.softmax(-1, { dtype: 'float32' }));
+    if (t.dtype !== q.dtype) t = replace(t, t.to(q.dtype));
+    return t.matmul(v);
   });
+}
+
+/** Disposes `old` (unless it is `next` itself, as in-place ops return) and returns `next`. */
+function replace(old: Tensor, next: Tensor): Tensor {
+  if (next !== old) old.dispose();
+  return next;
 }
 
 /** (B, kvHeads, L, D) → (B, kvHeads·nRep, L, D), each KV head repeated for its group of query heads. */

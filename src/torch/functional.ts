@@ -42,10 +42,19 @@ export function layerNorm(
 export function rmsNorm(input: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
   return scope(() => {
     const x = input.dtype === 'float32' || input.dtype === 'float64' ? input : input.float();
-    const variance = x.square().mean(-1, true);
+    const sq = x.square();
+    const variance = sq.mean(-1, true);
+    sq.dispose(); // a full-size temporary: release it before the next one exists
     let normed = x.mul(variance.add(eps).rsqrt());
-    if (normed.dtype !== input.dtype) normed = normed.to(input.dtype);
-    return weight === null ? normed : weight.mul(normed);
+    if (normed.dtype !== input.dtype) {
+      const cast = normed.to(input.dtype);
+      normed.dispose();
+      normed = cast;
+    }
+    if (weight === null) return normed;
+    const out = weight.mul(normed);
+    normed.dispose();
+    return out;
   });
 }
 

@@ -75,7 +75,17 @@ export class TextMlp extends Module {
     this.act = activation(c.hiddenAct);
   }
   forward(x: Tensor): Tensor {
-    return scope(() => this.down_proj.forward(this.act(this.gate_proj.forward(x)).mul(this.up_proj.forward(x))));
+    return scope(() => {
+      // Intermediate-size temporaries are released as soon as the next one exists.
+      const gate = this.gate_proj.forward(x);
+      const act = this.act(gate);
+      gate.dispose();
+      const up = this.up_proj.forward(x);
+      const h = act.mul(up);
+      act.dispose();
+      up.dispose();
+      return this.down_proj.forward(h);
+    });
   }
 }
 

@@ -67,7 +67,17 @@ class VisionMlp extends Module {
     this.act = activation(act);
   }
   forward(x: Tensor): Tensor {
-    return scope(() => this.down_proj.forward(this.act(this.gate_proj.forward(x)).mul(this.up_proj.forward(x))));
+    return scope(() => {
+      // Intermediate-size temporaries are released as soon as the next one exists.
+      const gate = this.gate_proj.forward(x);
+      const act = this.act(gate);
+      gate.dispose();
+      const up = this.up_proj.forward(x);
+      const h = act.mul(up);
+      act.dispose();
+      up.dispose();
+      return this.down_proj.forward(h);
+    });
   }
 }
 
