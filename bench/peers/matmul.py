@@ -10,14 +10,8 @@ import time
 import traceback
 
 import torch
+from protocol import serve  # noqa: E402  (bench/peers is on sys.path when run as a script)
 
-
-def vm_kib(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return None
 
 
 class Worker:
@@ -43,44 +37,6 @@ class Worker:
         for _ in range(reps):
             torch.matmul(a, b)
         return None
-
-
-def serve(worker):
-    out = sys.stdout
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            cmd = json.loads(line)
-            kind = cmd["cmd"]
-            if kind == "init":
-                reply = {"ok": True, **worker.init(cmd["config"])}
-            elif kind in ("warmup", "run"):
-                times, values = [], {}
-                for _ in range(cmd["steps"]):
-                    t0 = time.perf_counter()
-                    v = worker.step(cmd.get("case"))
-                    times.append((time.perf_counter() - t0) * 1e3)
-                    for k, x in (v or {}).items():
-                        values.setdefault(k, []).append(x)
-                reply = {"ok": True, "times_ms": times, "values": values}
-            elif kind == "rss":
-                hwm, rss = vm_kib("VmHWM"), vm_kib("VmRSS")
-                reply = {
-                    "ok": True,
-                    "peak_rss_mib": None if hwm is None else hwm / 1024,
-                    "rss_mib": None if rss is None else rss / 1024,
-                }
-            elif kind == "exit":
-                out.write(json.dumps({"ok": True}) + "\n")
-                out.flush()
-                return
-            else:
-                reply = {"ok": False, "error": "unknown command %r" % (kind,)}
-        except Exception:
-            reply = {"ok": False, "error": traceback.format_exc()}
-        out.write(json.dumps(reply) + "\n")
-        out.flush()
 
 
 if __name__ == "__main__":
