@@ -120,6 +120,12 @@ export interface TrainTask<B> {
   /** Metrics that are counts, summed over the micro-batches of a step instead of averaged (default ['tokens']).
    * `tokens` also gives the throughput `tokens_per_s`. */
   readonly summedMetrics?: readonly string[];
+  /**
+   * Optional: a task that back-propagates by itself (e.g. GradCache, which re-runs the forward chunk by chunk)
+   * computes the loss, accumulates `gradScale ·` ∂loss/∂parameters into the gradients, and returns the loss value
+   * and metrics. When present, the trainer calls it instead of `loss()` + backward.
+   */
+  lossAndBackward?(batch: B, gradScale: number): { value: number; metrics: Record<string, number> };
   /** Frees a micro-batch after its forward/backward. Default: every tensor found in the batch (through arrays,
    * plain objects and Maps) that was not `keep()`-ed is disposed. */
   disposeBatch?(batch: B): void;
@@ -624,6 +630,11 @@ export class Trainer<B> {
           microBatches++;
           try {
             const r = scope(() => {
+              if (task.lossAndBackward) {
+                // The task back-propagates itself (GradCache: chunk by chunk), scaled by 1/k.
+                const own = task.lossAndBackward(batch, 1 / k);
+                return { value: own.value, metrics: own.metrics ?? {} };
+              }
               const out = task.loss(batch);
               const loss = out?.loss;
               if (!(loss instanceof Tensor))
