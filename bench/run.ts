@@ -1,6 +1,7 @@
 // Benchmark dispatcher: `node dist/bench/run.js <bench|all> [--threads 2] [--rounds 5] [--steps 3] [--warmup k]
 // [--seed n] [--python /usr/bin/python3]`. One JSON line per measurement on stdout; progress on stderr.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -230,7 +231,65 @@ const cptStep: BenchSpec = {
   },
 };
 
-const BENCHES: BenchSpec[] = [trainStep, matmul, embed, cptStep];
+/** The embed bench's model plus contrastive batches of the given sizes. */
+function clWorkDir(seed: number, sizes: number[]): string {
+  const dir = embedWorkDir(seed);
+  const missing = sizes.filter((b) => !existsSync(path.join(dir, `cl-${b}.safetensors`)));
+  if (missing.length > 0) {
+    const r = spawnSync(
+      process.execPath,
+      [path.join(workersDir(), 'cl-prepare.js'), dir, String(seed), missing.join(',')],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    if (r.status !== 0) throw new Error(`preparing the cl-step bench failed (exit ${r.status})`);
+  }
+  return dir;
+}
+
+const CL_BATCH = 32;
+
+const clStep: BenchSpec = {
+  name: 'cl-step',
+  description:
+    `one MoCa stage-2 step of the \`small\` config: ${CL_BATCH} queries + ${CL_BATCH} positives + 2 hard negatives ` +
+    'each, InfoNCE τ 0.03, backward, AdamW; ours plain and with GradCache (chunks of 8) vs the PyTorch reference plain',
+  oursWorker: 'cl-step.js',
+  peerScript: 'cl_step.py',
+  defaults: { rounds: 5, steps: 2, warmup: 1 },
+  config: (options) => {
+    const dir = clWorkDir(options.seed, [CL_BATCH]);
+    return {
+      modelDir: path.join(dir, 'model'),
+      batchFile: path.join(dir, `cl-${CL_BATCH}.safetensors`),
+      lr: 1e-5,
+      temperature: 0.03,
+      chunkSize: 8,
+      gradCache: false,
+    };
+  },
+  cases: () =>
+    ['plain', 'gradcache'].map((id): BenchCase => ({
+      id,
+      metric: `ms_per_step_${id}`,
+      unit: 'ms',
+      higherIsBetter: false,
+      value: (ms: number) => ms,
+    })),
+  extra(c, ours, peer) {
+    const o = ours.cases.get(c.id)!;
+    const p = peer.cases.get(c.id)!;
+    return {
+      ours_mode: c.id,
+      peer_mode: 'plain',
+      sequences_per_step: o.values.rows?.[0] ?? null,
+      ours_loss_first: round(o.warmupValues.loss?.[0] ?? o.values.loss?.[0] ?? null, 5),
+      peer_loss_first: round(p.warmupValues.loss?.[0] ?? p.values.loss?.[0] ?? null, 5),
+      parameters: ours.init.parameters ?? null,
+    };
+  },
+};
+
+const BENCHES: BenchSpec[] = [trainStep, matmul, embed, cptStep, clStep];
 
 function usage(): string {
   const lines = BENCHES.map((b) => `  ${b.name.padEnd(12)} ${b.description}`);
