@@ -7,7 +7,8 @@ import { MixedCorpus, TokenBudgetBatcher, parseSourceSpec } from '../data/index.
 import { Tokenizer } from '../processing/tokenizer.js';
 import { CPT_DEFAULTS as OBJECTIVE_DEFAULTS } from '../train/cpt/objective.js';
 import { CptTask } from '../train/cpt/task.js';
-import { CPT_DEFAULTS, train, type TrainerConfig } from '../train/trainer.js';
+import { ClTask } from '../train/cl/task.js';
+import { CL_DEFAULTS, CPT_DEFAULTS, train, type TrainerConfig } from '../train/trainer.js';
 import { Progress } from '../util/progress.js';
 import { nonNegativeInt, oneOf, positiveInt } from './options.js';
 
@@ -126,6 +127,168 @@ export function registerTrainCommand(program: Command): void {
     .action(async (opts: CptCommandOptions) => {
       process.exitCode = await runCpt(opts);
     });
+
+  trainCmd
+    .command('cl')
+    .description('stage 2: heterogeneous contrastive fine-tuning (InfoNCE with in-batch and hard negatives)')
+    .requiredOption('--model <dir>', 'starting checkpoint (a stage-1 output, or any Qwen2.5-VL in HF layout)')
+    .requiredOption(
+      '--data <subset...>',
+      'pair subsets as NAME=PATH[@WEIGHT][#CAP] (JSONL or Parquet; MMEB-train columns or query/positive/negatives)',
+    )
+    .requiredOption('--output <dir>', 'run directory (metrics, report, checkpoints, final model)')
+    .option('--batch-size <n>', 'pairs per batch', positiveInt, 24)
+    .option('--hard-negatives <n>', 'hard negatives per query (0: in-batch only)', nonNegativeInt, 2)
+    .option('--temperature <t>', 'InfoNCE temperature', positiveNumber, 0.03)
+    .option('--symmetric', 'add the target→query term')
+    .option('--shared-negatives', 'score every query against all hard negatives of the batch, not only its own')
+    .option('--grad-cache', 'GradCache: large batches in bounded memory (re-runs the forward in chunks)')
+    .option('--chunk-size <n>', 'GradCache rows per forward', positiveInt, 8)
+    .addOption(
+      new Option(
+        '--batching <mode>',
+        'task: one subset per batch (the paper); mixed: global shuffle (the reference code)',
+      )
+        .choices(['task', 'mixed'])
+        .default('task'),
+    )
+    .option('--max-samples-per-subset <n>', 'row cap for subsets without #CAP (MoCa: 50000)', positiveInt)
+    .option('--lr <lr>', 'peak learning rate', positiveNumber, CL_DEFAULTS.lr)
+    .option('--warmup-ratio <r>', 'linear warmup as a fraction of the steps', probability, CL_DEFAULTS.warmupRatio)
+    .addOption(
+      new Option('--schedule <kind>', 'decay after warmup').choices(['linear', 'cosine', 'constant']).default('linear'),
+    )
+    .option('--max-grad-norm <n>', 'gradient clipping', positiveNumber, CL_DEFAULTS.maxGradNorm)
+    .option('--grad-accumulation <n>', 'batches per optimizer step', positiveInt, 1)
+    .option('--max-length <n>', 'tokens per input (cut images dropped whole)', positiveInt, 1280)
+    .option('--epochs <n>', 'passes over the pairs', positiveInt, 1)
+    .option('--max-steps <n>', 'optimizer steps (default: the epochs)', positiveInt)
+    .option('--save-every <n>', 'checkpoint every n steps', nonNegativeInt, 200)
+    .option('--keep-checkpoints <n>', 'newest checkpoints kept (0: all)', nonNegativeInt, 3)
+    .option('--log-every <n>', 'progress line every n steps', positiveInt, 1)
+    .option('--seed <n>', 'seed (sampling, negative filling)', nonNegativeInt, 0)
+    .option('--resume [checkpoint]', 'continue from the latest checkpoint in --output, or from the given one')
+    .option('--overwrite', 'replace an earlier run in --output')
+    .option('--dtype <dtype>', 'parameter dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
+    .option(
+      '--autocast <dtype>',
+      'mixed precision: forward in bfloat16 with float32 weights',
+      oneOf(['bfloat16'] as const),
+    )
+    .option('--threads <n>', 'libtorch intra-op threads', positiveInt)
+    .option('--strict', 'stop at the first bad row instead of recording it')
+    .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
+    .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt)
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Rows: MMEB-train / MoCa-CL-Pairs columns (qry, qry_image_path, pos_text, pos_image_path, neg_text, neg_image_path;',
+        "negatives may be Python list literals such as \"['a', 'b']\"), or text pairs {query, positive, negatives}.",
+        '',
+        'Example:',
+        '  $ moca train cl --model runs/cpt/final --data vqa=vqa.jsonl cls=cls.parquet#50000 --output runs/cl \\',
+        '      --batch-size 64 --grad-cache --chunk-size 16',
+      ].join('\n'),
+    )
+    .action(async (opts: ClCommandOptions) => {
+      process.exitCode = await runCl(opts);
+    });
+}
+
+interface ClCommandOptions {
+  model: string;
+  data: string[];
+  output: string;
+  batchSize: number;
+  hardNegatives: number;
+  temperature: number;
+  symmetric?: boolean;
+  sharedNegatives?: boolean;
+  gradCache?: boolean;
+  chunkSize: number;
+  batching: 'task' | 'mixed';
+  maxSamplesPerSubset?: number;
+  lr: number;
+  warmupRatio: number;
+  schedule: 'linear' | 'cosine' | 'constant';
+  maxGradNorm: number;
+  gradAccumulation: number;
+  maxLength: number;
+  epochs: number;
+  maxSteps?: number;
+  saveEvery: number;
+  keepCheckpoints: number;
+  logEvery: number;
+  seed: number;
+  resume?: string | boolean;
+  overwrite?: boolean;
+  dtype: 'float32' | 'bfloat16';
+  autocast?: 'bfloat16';
+  threads?: number;
+  strict?: boolean;
+  minPixels?: number;
+  maxPixels?: number;
+}
+
+async function runCl(opts: ClCommandOptions): Promise<number> {
+  if (opts.threads !== undefined) {
+    const { setNumThreads } = await import('../torch/index.js');
+    setNumThreads(opts.threads);
+  }
+  const task = await ClTask.create({
+    modelDir: opts.model,
+    subsets: opts.data,
+    batchSize: opts.batchSize,
+    hardNegatives: opts.hardNegatives,
+    batching: opts.batching,
+    loss: {
+      temperature: opts.temperature,
+      ...(opts.symmetric ? { symmetric: true } : {}),
+      ...(opts.sharedNegatives ? { sharedNegatives: true } : {}),
+    },
+    gradCacheChunk: opts.gradCache ? opts.chunkSize : null,
+    maxLength: opts.maxLength,
+    epochs: opts.epochs,
+    seed: opts.seed,
+    errorsFile: ClTask.errorsPath(opts.output),
+    dtype: opts.dtype,
+    ...(opts.maxSamplesPerSubset === undefined ? {} : { maxSamplesPerSubset: opts.maxSamplesPerSubset }),
+    ...(opts.strict ? { strict: true } : {}),
+    ...(opts.autocast ? { autocast: opts.autocast } : {}),
+    ...(opts.minPixels === undefined ? {} : { minPixels: opts.minPixels }),
+    ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
+  });
+  const totalSteps = opts.maxSteps ?? task.stepsFor(opts.epochs, opts.gradAccumulation);
+  const config: TrainerConfig = {
+    ...CL_DEFAULTS,
+    outputDir: opts.output,
+    lr: opts.lr,
+    warmupRatio: opts.warmupRatio,
+    schedule: opts.schedule,
+    maxGradNorm: opts.maxGradNorm,
+    gradAccumulation: opts.gradAccumulation,
+    totalSteps,
+    saveEvery: opts.saveEvery,
+    keepCheckpoints: opts.keepCheckpoints,
+    logEvery: opts.logEvery,
+    seed: opts.seed,
+    resume: opts.resume === undefined ? false : opts.resume,
+    ...(opts.overwrite ? { overwrite: true } : {}),
+  };
+  try {
+    const result = await train(task, config, { label: 'cl', reportTitle: 'MoCa stage 2 (contrastive fine-tuning)' });
+    const bad = task.errorCount();
+    console.error(
+      `moca train cl: ${result.status} at step ${result.step}/${totalSteps}` +
+        (result.exportDir ? `; model → ${result.exportDir}` : '') +
+        `; report → ${path.relative(process.cwd(), result.report) || result.report}` +
+        (bad ? `; ${bad} bad rows → ${ClTask.errorsPath(opts.output)}` : ''),
+    );
+    return result.status === 'interrupted' ? 130 : 0;
+  } finally {
+    task.close();
+  }
 }
 
 async function planSteps(opts: CptCommandOptions): Promise<number> {

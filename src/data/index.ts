@@ -75,3 +75,5 @@ export {
   type TokenBudgetBatcherOptions,
   type WaitingEntry,
 } from './batcher.js';
+// Stage-2 (contrastive fine-tuning) pair data and task-aware batch sampling: see ./pairs/index.ts.
+export * from './pairs/index.js';

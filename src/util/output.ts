@@ -1,6 +1,7 @@
 // Output files of batch jobs: results written to `<file>.partial` and renamed when complete (a reader never
 // sees a half-written result file), and an errors file that records every failed row.
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
 
 export class AtomicLineWriter {
   private fd: number;
@@ -41,7 +42,10 @@ export class ErrorLog {
   }
 
   record(entry: Record<string, unknown>): void {
-    if (this.fd < 0) this.fd = openSync(this.file, 'w');
+    if (this.fd < 0) {
+      mkdirSync(path.dirname(this.file), { recursive: true });
+      this.fd = openSync(this.file, 'w');
+    }
     writeSync(this.fd, JSON.stringify(entry) + '\n');
     this.count++;
   }

@@ -1,0 +1,226 @@
+// Stage 2 as a trainer task: task-aware (or mixed) batches of pairs → InfoNCE, plain or with GradCache.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+import { loadPairDataset, type PairDataset, type PairSide, TaskBatchSampler } from '../../data/pairs/index.js';
+import { loadQwen25VL, type Qwen25VLModel, saveQwen25VL } from '../../models/index.js';
+import {
+  loadImageProcessorConfig,
+  Qwen2VLImageProcessor,
+  saveImageProcessorConfig,
+} from '../../processing/image/index.js';
+import { imageTokenIds, type SequenceItem } from '../../processing/sequence.js';
+import { Tokenizer } from '../../processing/tokenizer.js';
+import { autocast, type DTypeLike, type Parameter, type Tensor } from '../../torch/index.js';
+import { ErrorLog } from '../../util/output.js';
+import type { TrainTask } from '../trainer.js';
+import { gradCache } from './grad-cache.js';
+import { embedItems, type PairImage, prepareSide, type Preprocessor } from './inputs.js';
+import { infoNce, type InfoNceOptions } from './loss.js';
+
+export interface ClTaskOptions {
+  modelDir: string;
+  /** `NAME=PATH[@WEIGHT][#CAP]` specifications (see src/data/pairs/reader.ts). */
+  subsets: string[];
+  /** Pairs per batch (MoCa: 24 per device). */
+  batchSize: number;
+  /** Hard negatives per query (MoCa: 2; 0: in-batch negatives only). */
+  hardNegatives: number;
+  /** `task`: each batch from one subset (the paper's intent); `mixed`: the reference code's global shuffle. */
+  batching: 'task' | 'mixed';
+  loss: InfoNceOptions;
+  /** GradCache chunk size (rows per forward); null: plain backward. */
+  gradCacheChunk: number | null;
+  maxLength?: number;
+  epochs?: number;
+  /** Row cap for subsets whose specification has none (MoCa: 50,000). */
+  maxSamplesPerSubset?: number | null;
+  seed?: number;
+  errorsFile: string;
+  strict?: boolean;
+  dtype?: DTypeLike;
+  autocast?: 'bfloat16';
+  minPixels?: number;
+  maxPixels?: number;
+}
+
+export interface ClBatch {
+  queries: SequenceItem[];
+  positives: SequenceItem[];
+  /** Row i·k + j is hard negative j of query i. */
+  negatives: SequenceItem[];
+  k: number;
+  subset: string | null;
+}
+
+export class ClTask implements TrainTask<ClBatch> {
+  readonly summedMetrics = ['pairs', 'dropped_pairs'];
+  lossAndBackward?: (batch: ClBatch, gradScale: number) => { value: number; metrics: Record<string, number> };
+
+  private constructor(
+    readonly model: Qwen25VLModel,
+    readonly tokenizer: Tokenizer,
+    readonly imageProcessor: Qwen2VLImageProcessor,
+    readonly dataset: PairDataset,
+    readonly sampler: TaskBatchSampler,
+    private readonly errors: ErrorLog,
+    private readonly options: ClTaskOptions,
+  ) {
+    if (options.gradCacheChunk !== null) {
+      const chunk = options.gradCacheChunk;
+      this.lossAndBackward = (batch, gradScale) =>
+        this.withPrecision(() => this.gradCacheStep(batch, chunk, gradScale));
+    }
+  }
+
+  static async create(options: ClTaskOptions): Promise<ClTask> {
+    const tokenizer = Tokenizer.fromDir(options.modelDir);
+    const { model } = loadQwen25VL(options.modelDir, { attention: 'bidirectional', dtype: options.dtype ?? 'float32' });
+    const processorConfig = await loadImageProcessorConfig(options.modelDir);
+    const imageProcessor = new Qwen2VLImageProcessor({
+      ...processorConfig,
+      ...(options.minPixels === undefined ? {} : { minPixels: options.minPixels }),
+      ...(options.maxPixels === undefined ? {} : { maxPixels: options.maxPixels }),
+    });
+    const errors = new ErrorLog(options.errorsFile);
+    const dataset = await loadPairDataset(options.subsets, {
+      negativeRatio: options.hardNegatives,
+      seed: options.seed ?? 0,
+      errors: { record: (entry: Record<string, unknown>) => errors.record(entry) },
+      strict: options.strict ?? false,
+      ...(options.maxSamplesPerSubset === undefined ? {} : { maxSamples: options.maxSamplesPerSubset }),
+    });
+    if (dataset.size < 2) throw new Error(`the training pairs hold ${dataset.size} usable rows; at least 2 are needed`);
+    const sampler = new TaskBatchSampler({
+      subsets: dataset.samplerSubsets(),
+      batchSize: options.batchSize,
+      mode: options.batching,
+      weights: dataset.samplerWeights(),
+      seed: options.seed ?? 0,
+    });
+    return new ClTask(model, tokenizer, imageProcessor, dataset, sampler, errors, options);
+  }
+
+  /** Optimizer steps in `epochs` passes with `gradAccumulation` batches per step. */
+  stepsFor(epochs: number, gradAccumulation: number): number {
+    return Math.max(1, Math.ceil((this.sampler.batchesPerEpoch * epochs) / gradAccumulation));
+  }
+
+  namedParameters(): [string, Parameter][] {
+    return this.model.namedParameters();
+  }
+
+  private get preprocessor(): Preprocessor {
+    return { tokenizer: this.tokenizer, imageProcessor: this.imageProcessor };
+  }
+
+  async nextBatch(): Promise<ClBatch | null> {
+    const epochs = this.options.epochs ?? 1;
+    for (;;) {
+      const ib = this.sampler.next();
+      if (ib.epoch >= epochs) return null;
+      const samples = this.dataset.batch(ib.indices);
+      const rows: { q: SequenceItem; p: SequenceItem; n: SequenceItem[] }[] = [];
+      for (const s of samples) {
+        try {
+          rows.push({
+            q: await prepareSide(asSide(s.query), this.preprocessor),
+            p: await prepareSide(asSide(s.positive), this.preprocessor),
+            n: await Promise.all(s.negatives.map((n) => prepareSide(asSide(n), this.preprocessor))),
+          });
+        } catch (e) {
+          if (this.options.strict) throw e;
+          this.errors.record({ subset: s.subset, id: s.id, row: s.row, stage: 'prepare', error: (e as Error).message });
+        }
+      }
+      if (rows.length < 2) continue; // a contrastive batch needs at least two pairs
+      // Rows of a batch share one hard-negative count; a subset without negatives trains on in-batch ones only.
+      const k = Math.min(...rows.map((r) => r.n.length));
+      return {
+        queries: rows.map((r) => r.q),
+        positives: rows.map((r) => r.p),
+        negatives: rows.flatMap((r) => r.n.slice(0, k)),
+        k,
+        subset: ib.subset === null ? null : (this.dataset.subsets[ib.subset]?.name ?? null),
+      };
+    }
+  }
+
+  private embed(items: readonly SequenceItem[]): Tensor {
+    return embedItems(this.model, items, imageTokenIds(this.tokenizer), this.options.maxLength ?? 1280);
+  }
+
+  private withPrecision<T>(fn: () => T): T {
+    return this.options.autocast ? autocast(this.options.autocast, fn) : fn();
+  }
+
+  private lossOf(batch: ClBatch, e: Tensor[]): ReturnType<typeof infoNce> {
+    const b = batch.queries.length;
+    return infoNce(e[0]!, e[1]!, batch.k > 0 ? e[2]!.view(b, batch.k, -1) : null, this.options.loss);
+  }
+
+  loss(batch: ClBatch): { loss: Tensor; metrics: Record<string, number> } {
+    return this.withPrecision(() => {
+      const groups = [batch.queries, batch.positives, ...(batch.k > 0 ? [batch.negatives] : [])];
+      const r = this.lossOf(
+        batch,
+        groups.map((g) => this.embed(g)),
+      );
+      return { loss: r.loss, metrics: { accuracy: r.accuracy, pairs: batch.queries.length } };
+    });
+  }
+
+  private gradCacheStep(
+    batch: ClBatch,
+    chunk: number,
+    gradScale: number,
+  ): { value: number; metrics: Record<string, number> } {
+    const groups = [batch.queries, batch.positives, ...(batch.k > 0 ? [batch.negatives] : [])];
+    const out = gradCache(
+      groups.map((items) => ({
+        size: items.length,
+        embed: (idx: readonly number[]) => this.embed(idx.map((i) => items[i]!)),
+      })),
+      (e) => {
+        const r = this.lossOf(batch, e);
+        return { loss: r.loss, extra: r.accuracy };
+      },
+      { chunkSize: chunk, gradScale },
+    );
+    return { value: out.value, metrics: { accuracy: out.extra, pairs: batch.queries.length } };
+  }
+
+  dataState(): unknown {
+    return this.sampler.state();
+  }
+
+  restoreDataState(state: unknown): void {
+    this.sampler.restore(state);
+  }
+
+  async exportModel(dir: string): Promise<void> {
+    mkdirSync(dir, { recursive: true });
+    saveQwen25VL(dir, this.model);
+    this.tokenizer.save(dir);
+    await saveImageProcessorConfig(dir, this.imageProcessor.config);
+  }
+
+  errorCount(): number {
+    return this.errors.count;
+  }
+
+  close(): void {
+    this.errors.close();
+  }
+
+  static errorsPath(outputDir: string): string {
+    return path.join(outputDir, 'errors.jsonl');
+  }
+}
+
+function asSide(side: PairSide): { text: string; image: PairImage } {
+  const img = side.image;
+  if (img === null) return { text: side.text, image: null };
+  if (img.kind === 'bytes') return { text: side.text, image: img.bytes };
+  return { text: side.text, image: img };
+}
