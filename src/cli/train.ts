@@ -24,23 +24,28 @@ function probability(value: string): number {
   return n;
 }
 
-interface CptCommandOptions {
+interface CptCommandOptions extends SharedTrainOptions {
   model: string;
   data: string[];
-  output: string;
   mlmProb: number;
   maeProb: number;
   maeWeight: number;
   mlm: boolean;
   mae: boolean;
+  tokensPerBatch: number;
+  bufferSize: number;
+  resumeData: boolean;
+}
+
+/** Options both stages share (trainer, precision, data hygiene, image limits). */
+interface SharedTrainOptions {
+  output: string;
   lr: number;
   warmupRatio: number;
   schedule: 'linear' | 'cosine' | 'constant';
   maxGradNorm: number;
   gradAccumulation: number;
-  tokensPerBatch: number;
   maxLength: number;
-  bufferSize: number;
   epochs: number;
   maxSteps?: number;
   saveEvery: number;
@@ -48,7 +53,6 @@ interface CptCommandOptions {
   logEvery: number;
   seed: number;
   resume?: string | boolean;
-  resumeData: boolean;
   overwrite?: boolean;
   dtype: 'float32' | 'bfloat16';
   autocast?: 'bfloat16';
@@ -58,10 +62,100 @@ interface CptCommandOptions {
   maxPixels?: number;
 }
 
+type StageDefaults = typeof CPT_DEFAULTS | typeof CL_DEFAULTS;
+
+function addSharedTrainOptions(cmd: Command, d: StageDefaults, unit: string): Command {
+  return cmd
+    .option('--lr <lr>', 'peak learning rate', positiveNumber, d.lr)
+    .option('--warmup-ratio <r>', 'linear warmup as a fraction of the steps', probability, d.warmupRatio)
+    .addOption(
+      new Option('--schedule <kind>', 'decay after warmup')
+        .choices(['linear', 'cosine', 'constant'])
+        .default(d.schedule),
+    )
+    .option('--max-grad-norm <n>', 'gradient clipping', positiveNumber, d.maxGradNorm)
+    .option('--grad-accumulation <n>', `${unit} per optimizer step`, positiveInt, d.gradAccumulation)
+    .option('--max-length <n>', 'tokens per input (cut images dropped whole)', positiveInt, 1280)
+    .option('--epochs <n>', 'passes over the data', positiveInt, 1)
+    .option('--max-steps <n>', 'optimizer steps (default: the epochs)', positiveInt)
+    .option('--save-every <n>', 'checkpoint every n steps', nonNegativeInt, 200)
+    .option('--keep-checkpoints <n>', 'newest checkpoints kept (0: all)', nonNegativeInt, 3)
+    .option('--log-every <n>', 'progress line every n steps', positiveInt, 1)
+    .option('--seed <n>', 'seed (sampling, masks, shuffling)', nonNegativeInt, 0)
+    .option('--resume [checkpoint]', 'continue from the latest checkpoint in --output, or from the given one')
+    .option('--overwrite', 'replace an earlier run in --output')
+    .option('--dtype <dtype>', 'parameter dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
+    .option(
+      '--autocast <dtype>',
+      'mixed precision: forward in bfloat16 with float32 weights',
+      oneOf(['bfloat16'] as const),
+    )
+    .option('--threads <n>', 'libtorch intra-op threads', positiveInt)
+    .option('--strict', 'stop at the first bad row instead of recording it')
+    .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
+    .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt);
+}
+
+function trainerConfig(opts: SharedTrainOptions, d: StageDefaults, totalSteps: number): TrainerConfig {
+  return {
+    ...d,
+    outputDir: opts.output,
+    lr: opts.lr,
+    warmupRatio: opts.warmupRatio,
+    schedule: opts.schedule,
+    maxGradNorm: opts.maxGradNorm,
+    gradAccumulation: opts.gradAccumulation,
+    totalSteps,
+    saveEvery: opts.saveEvery,
+    keepCheckpoints: opts.keepCheckpoints,
+    logEvery: opts.logEvery,
+    seed: opts.seed,
+    resume: opts.resume === undefined ? false : opts.resume,
+    ...(opts.overwrite ? { overwrite: true } : {}),
+  };
+}
+
+/** Task options both stages take from the shared flags. */
+function sharedTaskOptions(opts: SharedTrainOptions) {
+  return {
+    maxLength: opts.maxLength,
+    epochs: opts.epochs,
+    seed: opts.seed,
+    dtype: opts.dtype,
+    ...(opts.strict ? { strict: true } : {}),
+    ...(opts.autocast ? { autocast: opts.autocast } : {}),
+    ...(opts.minPixels === undefined ? {} : { minPixels: opts.minPixels }),
+    ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
+  };
+}
+
+async function applyThreads(threads: number | undefined): Promise<void> {
+  if (threads === undefined) return;
+  const { setNumThreads } = await import('../torch/index.js');
+  setNumThreads(threads);
+}
+
+function reportDone(
+  stage: string,
+  result: Awaited<ReturnType<typeof train>>,
+  totalSteps: number,
+  bad: number,
+  errors: string,
+): number {
+  console.error(
+    `moca train ${stage}: ${result.status} at step ${result.step}/${totalSteps}` +
+      (result.exportDir ? `; model → ${result.exportDir}` : '') +
+      `; report → ${path.relative(process.cwd(), result.report) || result.report}` +
+      (bad ? `; ${bad} bad rows → ${errors}` : ''),
+  );
+  return result.status === 'interrupted' ? 130 : 0;
+}
+
 export function registerTrainCommand(program: Command): void {
   const trainCmd = program.command('train').description('train MoCa: stage 1 (cpt) and stage 2 (cl)');
-  trainCmd
-    .command('cpt')
+  const cpt = trainCmd.command('cpt');
+  addSharedTrainOptions(cpt, CPT_DEFAULTS, 'micro-batches');
+  cpt
     .description('stage 1: modality-aware continual pre-training (joint MLM + MAE, bidirectional attention)')
     .requiredOption('--model <dir>', 'starting checkpoint (Hugging Face layout; a causal VLM or a MoCa model)')
     .requiredOption(
@@ -74,41 +168,9 @@ export function registerTrainCommand(program: Command): void {
     .option('--mae-weight <w>', 'weight of the MAE loss', positiveNumber, OBJECTIVE_DEFAULTS.maeWeight)
     .option('--no-mlm', 'ablation: MAE only')
     .option('--no-mae', 'ablation: MLM only')
-    .option('--lr <lr>', 'peak learning rate', positiveNumber, CPT_DEFAULTS.lr)
-    .option('--warmup-ratio <r>', 'linear warmup as a fraction of the steps', probability, CPT_DEFAULTS.warmupRatio)
-    .addOption(
-      new Option('--schedule <kind>', 'decay after warmup')
-        .choices(['linear', 'cosine', 'constant'])
-        .default(CPT_DEFAULTS.schedule),
-    )
-    .option('--max-grad-norm <n>', 'gradient clipping', positiveNumber, CPT_DEFAULTS.maxGradNorm)
-    .option('--grad-accumulation <n>', 'micro-batches per optimizer step', positiveInt, CPT_DEFAULTS.gradAccumulation)
     .option('--tokens-per-batch <n>', 'equivalent-token budget of a micro-batch', positiveInt, 12800)
-    .option('--max-length <n>', 'tokens per document (cut images dropped whole)', positiveInt, 1280)
     .option('--buffer-size <n>', 'shuffle buffer (documents)', nonNegativeInt, 2048)
-    .option('--epochs <n>', 'passes over each source', positiveInt, 1)
-    .option(
-      '--max-steps <n>',
-      'optimizer steps (default: one pass over the data, counted before training)',
-      positiveInt,
-    )
-    .option('--save-every <n>', 'checkpoint every n steps', nonNegativeInt, CPT_DEFAULTS.saveEvery)
-    .option('--keep-checkpoints <n>', 'newest checkpoints kept (0: all)', nonNegativeInt, 3)
-    .option('--log-every <n>', 'progress line every n steps', positiveInt, 1)
-    .option('--seed <n>', 'seed (masks, shuffling, mixing)', nonNegativeInt, 0)
-    .option('--resume [checkpoint]', 'continue from the latest checkpoint in --output, or from the given one')
     .option('--no-resume-data', 'on resume, start the data from its beginning (continual training on new data)')
-    .option('--overwrite', 'replace an earlier run in --output')
-    .option('--dtype <dtype>', 'parameter dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
-    .option(
-      '--autocast <dtype>',
-      'mixed precision: forward in bfloat16 with float32 weights',
-      oneOf(['bfloat16'] as const),
-    )
-    .option('--threads <n>', 'libtorch intra-op threads', positiveInt)
-    .option('--strict', 'stop at the first bad row instead of recording it')
-    .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
-    .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt)
     .addHelpText(
       'after',
       [
@@ -128,9 +190,9 @@ export function registerTrainCommand(program: Command): void {
       process.exitCode = await runCpt(opts);
     });
 
-  trainCmd
-    .command('cl')
-    .description('stage 2: heterogeneous contrastive fine-tuning (InfoNCE with in-batch and hard negatives)')
+  const cl = trainCmd.command('cl');
+  addSharedTrainOptions(cl, CL_DEFAULTS, 'batches');
+  cl.description('stage 2: heterogeneous contrastive fine-tuning (InfoNCE with in-batch and hard negatives)')
     .requiredOption('--model <dir>', 'starting checkpoint (a stage-1 output, or any Qwen2.5-VL in HF layout)')
     .requiredOption(
       '--data <subset...>',
@@ -153,32 +215,6 @@ export function registerTrainCommand(program: Command): void {
         .default('task'),
     )
     .option('--max-samples-per-subset <n>', 'row cap for subsets without #CAP (MoCa: 50000)', positiveInt)
-    .option('--lr <lr>', 'peak learning rate', positiveNumber, CL_DEFAULTS.lr)
-    .option('--warmup-ratio <r>', 'linear warmup as a fraction of the steps', probability, CL_DEFAULTS.warmupRatio)
-    .addOption(
-      new Option('--schedule <kind>', 'decay after warmup').choices(['linear', 'cosine', 'constant']).default('linear'),
-    )
-    .option('--max-grad-norm <n>', 'gradient clipping', positiveNumber, CL_DEFAULTS.maxGradNorm)
-    .option('--grad-accumulation <n>', 'batches per optimizer step', positiveInt, 1)
-    .option('--max-length <n>', 'tokens per input (cut images dropped whole)', positiveInt, 1280)
-    .option('--epochs <n>', 'passes over the pairs', positiveInt, 1)
-    .option('--max-steps <n>', 'optimizer steps (default: the epochs)', positiveInt)
-    .option('--save-every <n>', 'checkpoint every n steps', nonNegativeInt, 200)
-    .option('--keep-checkpoints <n>', 'newest checkpoints kept (0: all)', nonNegativeInt, 3)
-    .option('--log-every <n>', 'progress line every n steps', positiveInt, 1)
-    .option('--seed <n>', 'seed (sampling, negative filling)', nonNegativeInt, 0)
-    .option('--resume [checkpoint]', 'continue from the latest checkpoint in --output, or from the given one')
-    .option('--overwrite', 'replace an earlier run in --output')
-    .option('--dtype <dtype>', 'parameter dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
-    .option(
-      '--autocast <dtype>',
-      'mixed precision: forward in bfloat16 with float32 weights',
-      oneOf(['bfloat16'] as const),
-    )
-    .option('--threads <n>', 'libtorch intra-op threads', positiveInt)
-    .option('--strict', 'stop at the first bad row instead of recording it')
-    .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
-    .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt)
     .addHelpText(
       'after',
       [
@@ -196,10 +232,9 @@ export function registerTrainCommand(program: Command): void {
     });
 }
 
-interface ClCommandOptions {
+interface ClCommandOptions extends SharedTrainOptions {
   model: string;
   data: string[];
-  output: string;
   batchSize: number;
   hardNegatives: number;
   temperature: number;
@@ -209,34 +244,12 @@ interface ClCommandOptions {
   chunkSize: number;
   batching: 'task' | 'mixed';
   maxSamplesPerSubset?: number;
-  lr: number;
-  warmupRatio: number;
-  schedule: 'linear' | 'cosine' | 'constant';
-  maxGradNorm: number;
-  gradAccumulation: number;
-  maxLength: number;
-  epochs: number;
-  maxSteps?: number;
-  saveEvery: number;
-  keepCheckpoints: number;
-  logEvery: number;
-  seed: number;
-  resume?: string | boolean;
-  overwrite?: boolean;
-  dtype: 'float32' | 'bfloat16';
-  autocast?: 'bfloat16';
-  threads?: number;
-  strict?: boolean;
-  minPixels?: number;
-  maxPixels?: number;
 }
 
 async function runCl(opts: ClCommandOptions): Promise<number> {
-  if (opts.threads !== undefined) {
-    const { setNumThreads } = await import('../torch/index.js');
-    setNumThreads(opts.threads);
-  }
+  await applyThreads(opts.threads);
   const task = await ClTask.create({
+    ...sharedTaskOptions(opts),
     modelDir: opts.model,
     subsets: opts.data,
     batchSize: opts.batchSize,
@@ -248,44 +261,16 @@ async function runCl(opts: ClCommandOptions): Promise<number> {
       ...(opts.sharedNegatives ? { sharedNegatives: true } : {}),
     },
     gradCacheChunk: opts.gradCache ? opts.chunkSize : null,
-    maxLength: opts.maxLength,
-    epochs: opts.epochs,
-    seed: opts.seed,
     errorsFile: ClTask.errorsPath(opts.output),
-    dtype: opts.dtype,
     ...(opts.maxSamplesPerSubset === undefined ? {} : { maxSamplesPerSubset: opts.maxSamplesPerSubset }),
-    ...(opts.strict ? { strict: true } : {}),
-    ...(opts.autocast ? { autocast: opts.autocast } : {}),
-    ...(opts.minPixels === undefined ? {} : { minPixels: opts.minPixels }),
-    ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
   });
   const totalSteps = opts.maxSteps ?? task.stepsFor(opts.epochs, opts.gradAccumulation);
-  const config: TrainerConfig = {
-    ...CL_DEFAULTS,
-    outputDir: opts.output,
-    lr: opts.lr,
-    warmupRatio: opts.warmupRatio,
-    schedule: opts.schedule,
-    maxGradNorm: opts.maxGradNorm,
-    gradAccumulation: opts.gradAccumulation,
-    totalSteps,
-    saveEvery: opts.saveEvery,
-    keepCheckpoints: opts.keepCheckpoints,
-    logEvery: opts.logEvery,
-    seed: opts.seed,
-    resume: opts.resume === undefined ? false : opts.resume,
-    ...(opts.overwrite ? { overwrite: true } : {}),
-  };
   try {
-    const result = await train(task, config, { label: 'cl', reportTitle: 'MoCa stage 2 (contrastive fine-tuning)' });
-    const bad = task.errorCount();
-    console.error(
-      `moca train cl: ${result.status} at step ${result.step}/${totalSteps}` +
-        (result.exportDir ? `; model → ${result.exportDir}` : '') +
-        `; report → ${path.relative(process.cwd(), result.report) || result.report}` +
-        (bad ? `; ${bad} bad rows → ${ClTask.errorsPath(opts.output)}` : ''),
-    );
-    return result.status === 'interrupted' ? 130 : 0;
+    const result = await train(task, trainerConfig(opts, CL_DEFAULTS, totalSteps), {
+      label: 'cl',
+      reportTitle: 'MoCa stage 2 (contrastive fine-tuning)',
+    });
+    return reportDone('cl', result, totalSteps, task.errorCount(), ClTask.errorsPath(opts.output));
   } finally {
     task.close();
   }
@@ -320,16 +305,12 @@ async function planSteps(opts: CptCommandOptions): Promise<number> {
 
 async function runCpt(opts: CptCommandOptions): Promise<number> {
   if (!opts.mlm && !opts.mae) throw new Error('--no-mlm and --no-mae together leave nothing to train');
-  if (opts.threads !== undefined) {
-    const { setNumThreads } = await import('../torch/index.js');
-    setNumThreads(opts.threads);
-  }
-  const sources = opts.data.map(parseSourceSpec);
+  await applyThreads(opts.threads);
   const totalSteps = opts.maxSteps ?? (await planSteps(opts));
   const task = await CptTask.create({
+    ...sharedTaskOptions(opts),
     modelDir: opts.model,
-    sources,
-    dtype: opts.dtype,
+    sources: opts.data.map(parseSourceSpec),
     objective: {
       mlmProb: opts.mlmProb,
       maeProb: opts.maeProb,
@@ -338,43 +319,13 @@ async function runCpt(opts: CptCommandOptions): Promise<number> {
       useMae: opts.mae,
     },
     tokensPerBatch: opts.tokensPerBatch,
-    maxLength: opts.maxLength,
     bufferSize: opts.bufferSize,
-    epochs: opts.epochs,
-    seed: opts.seed,
     errorsFile: CptTask.errorsPath(opts.output),
-    ...(opts.strict ? { strict: true } : {}),
-    ...(opts.autocast ? { autocast: opts.autocast } : {}),
-    ...(opts.minPixels === undefined ? {} : { minPixels: opts.minPixels }),
-    ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
   });
-  const config: TrainerConfig = {
-    ...CPT_DEFAULTS,
-    outputDir: opts.output,
-    lr: opts.lr,
-    warmupRatio: opts.warmupRatio,
-    schedule: opts.schedule,
-    maxGradNorm: opts.maxGradNorm,
-    gradAccumulation: opts.gradAccumulation,
-    totalSteps,
-    saveEvery: opts.saveEvery,
-    keepCheckpoints: opts.keepCheckpoints,
-    logEvery: opts.logEvery,
-    seed: opts.seed,
-    resume: opts.resume === undefined ? false : opts.resume,
-    resumeData: opts.resumeData,
-    ...(opts.overwrite ? { overwrite: true } : {}),
-  };
   try {
+    const config = { ...trainerConfig(opts, CPT_DEFAULTS, totalSteps), resumeData: opts.resumeData };
     const result = await train(task, config, { label: 'cpt', reportTitle: 'MoCa stage 1 (continual pre-training)' });
-    const bad = task.errorCount();
-    console.error(
-      `moca train cpt: ${result.status} at step ${result.step}/${totalSteps}` +
-        (result.exportDir ? `; model → ${result.exportDir}` : '') +
-        `; report → ${path.relative(process.cwd(), result.report) || result.report}` +
-        (bad ? `; ${bad} bad rows → ${CptTask.errorsPath(opts.output)}` : ''),
-    );
-    return result.status === 'interrupted' ? 130 : 0;
+    return reportDone('cpt', result, totalSteps, task.errorCount(), CptTask.errorsPath(opts.output));
   } finally {
     task.close();
   }

@@ -1,5 +1,5 @@
 // Activation functions by their Hugging Face `hidden_act` names.
-import { F, type Tensor } from '../torch/index.js';
+import { F, scope, type Tensor } from '../torch/index.js';
 
 export type Activation = (x: Tensor) => Tensor;
 
@@ -20,4 +20,24 @@ export function activation(name: string): Activation {
     default:
       throw new Error(`unsupported activation '${name}'`);
   }
+}
+
+/** `down(act(gate(x)) · up(x))`, releasing each intermediate-size temporary as soon as the next one exists. */
+export function swiGlu(
+  x: Tensor,
+  gate: { forward(x: Tensor): Tensor },
+  up: { forward(x: Tensor): Tensor },
+  down: { forward(x: Tensor): Tensor },
+  act: Activation,
+): Tensor {
+  return scope(() => {
+    const g = gate.forward(x);
+    const a = act(g);
+    g.dispose();
+    const u = up.forward(x);
+    const h = a.mul(u);
+    a.dispose();
+    u.dispose();
+    return down.forward(h);
+  });
 }

@@ -10,7 +10,7 @@ import {
   type FactoryOptions,
   type Tensor,
 } from '../../torch/index.js';
-import { type Activation, activation } from '../activations.js';
+import { type Activation, activation, swiGlu } from '../activations.js';
 import { attention, repeatKv } from '../attention.js';
 import { type Qwen25VLConfig, headDim } from './config.js';
 import { applyRotary } from './rope.js';
@@ -75,17 +75,7 @@ export class TextMlp extends Module {
     this.act = activation(c.hiddenAct);
   }
   forward(x: Tensor): Tensor {
-    return scope(() => {
-      // Intermediate-size temporaries are released as soon as the next one exists.
-      const gate = this.gate_proj.forward(x);
-      const act = this.act(gate);
-      gate.dispose();
-      const up = this.up_proj.forward(x);
-      const h = act.mul(up);
-      act.dispose();
-      up.dispose();
-      return this.down_proj.forward(h);
-    });
+    return swiGlu(x, this.gate_proj, this.up_proj, this.down_proj, this.act);
   }
 }
 

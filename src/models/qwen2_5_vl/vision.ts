@@ -19,7 +19,7 @@ import {
   type Tensor,
   init,
 } from '../../torch/index.js';
-import { type Activation, activation } from '../activations.js';
+import { type Activation, activation, swiGlu } from '../activations.js';
 import { attention, rotateHalf } from '../attention.js';
 import type { VisionConfig } from './config.js';
 
@@ -67,17 +67,7 @@ class VisionMlp extends Module {
     this.act = activation(act);
   }
   forward(x: Tensor): Tensor {
-    return scope(() => {
-      // Intermediate-size temporaries are released as soon as the next one exists.
-      const gate = this.gate_proj.forward(x);
-      const act = this.act(gate);
-      gate.dispose();
-      const up = this.up_proj.forward(x);
-      const h = act.mul(up);
-      act.dispose();
-      up.dispose();
-      return this.down_proj.forward(h);
-    });
+    return swiGlu(x, this.gate_proj, this.up_proj, this.down_proj, this.act);
   }
 }
 

@@ -1,18 +1,14 @@
 // Stage 2 as a trainer task: task-aware (or mixed) batches of pairs → InfoNCE, plain or with GradCache.
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { loadPairDataset, type PairDataset, type PairSide, TaskBatchSampler } from '../../data/pairs/index.js';
-import { loadQwen25VL, type Qwen25VLModel, saveQwen25VL } from '../../models/index.js';
-import {
-  loadImageProcessorConfig,
-  Qwen2VLImageProcessor,
-  saveImageProcessorConfig,
-} from '../../processing/image/index.js';
+import { loadQwen25VL, type Qwen25VLModel } from '../../models/index.js';
+import { loadImageProcessorConfig, Qwen2VLImageProcessor } from '../../processing/image/index.js';
 import { imageTokenIds, type SequenceItem } from '../../processing/sequence.js';
 import { Tokenizer } from '../../processing/tokenizer.js';
 import { autocast, type DTypeLike, type Parameter, type Tensor } from '../../torch/index.js';
 import { ErrorLog } from '../../util/output.js';
+import { exportEmbeddingModel } from '../export.js';
 import type { TrainTask } from '../trainer.js';
 import { gradCache } from './grad-cache.js';
 import { embedItems, type PairImage, prepareSide, type Preprocessor } from './inputs.js';
@@ -199,10 +195,7 @@ export class ClTask implements TrainTask<ClBatch> {
   }
 
   async exportModel(dir: string): Promise<void> {
-    mkdirSync(dir, { recursive: true });
-    saveQwen25VL(dir, this.model);
-    this.tokenizer.save(dir);
-    await saveImageProcessorConfig(dir, this.imageProcessor.config);
+    await exportEmbeddingModel(dir, this.model, this.tokenizer, this.imageProcessor);
   }
 
   errorCount(): number {

@@ -1,14 +1,9 @@
 // Stage 1 as a trainer task: token-budget micro-batches of interleaved documents → MLM + MAE loss.
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { MixedCorpus, prepareSample, TokenBudgetBatcher, type SourceSpec } from '../../data/index.js';
-import { loadQwen25VL, type Qwen25VLModel, saveQwen25VL } from '../../models/index.js';
-import {
-  loadImageProcessorConfig,
-  Qwen2VLImageProcessor,
-  saveImageProcessorConfig,
-} from '../../processing/image/index.js';
+import { loadQwen25VL, type Qwen25VLModel } from '../../models/index.js';
+import { loadImageProcessorConfig, Qwen2VLImageProcessor } from '../../processing/image/index.js';
 import { batchToTensors, buildBatch, imageTokenIds } from '../../processing/sequence.js';
 import { Tokenizer } from '../../processing/tokenizer.js';
 import {
@@ -20,6 +15,7 @@ import {
   type Tensor,
 } from '../../torch/index.js';
 import { ErrorLog } from '../../util/output.js';
+import { exportEmbeddingModel } from '../export.js';
 import type { TrainTask } from '../trainer.js';
 import { type CptBatch, CptObjective, type CptOptions, MaeHeads } from './objective.js';
 
@@ -182,10 +178,7 @@ export class CptTask implements TrainTask<TrainBatch> {
   /** The deliverable: an HF-layout bidirectional embedding model (without the MAE heads), with `<|mask|>` in
    * its tokenizer, loadable by `moca embed`. */
   async exportModel(dir: string): Promise<void> {
-    mkdirSync(dir, { recursive: true });
-    saveQwen25VL(dir, this.model);
-    this.tokenizer.save(dir);
-    await saveImageProcessorConfig(dir, this.imageProcessor.config);
+    await exportEmbeddingModel(dir, this.model, this.tokenizer, this.imageProcessor);
   }
 
   /** Bad rows recorded so far (corpus and preparation). */
