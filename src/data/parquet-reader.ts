@@ -68,7 +68,12 @@ export class ParquetFile {
   ) {}
 
   /** Opens a file and reads its footer; `counter.bytesRead` (if given) counts every byte read from it. */
-  static async open(path: string, counter?: { bytesRead: number }): Promise<ParquetFile> {
+  static async open(
+    path: string,
+    counter?: { bytesRead: number },
+    /** Columns to read instead of stage 1's text/images/id (those present), and the ones that must exist. */
+    select?: { columns: readonly string[]; required: readonly string[] },
+  ): Promise<ParquetFile> {
     const fh = await open(path, 'r');
     try {
       const { size } = await fh.stat();
@@ -80,11 +85,26 @@ export class ParquetFile {
         throw new Error(`${path}: not a readable Parquet file (${(e as Error).message})`, { cause: e });
       }
       const top = parquetSchema(metadata).children.map((c) => c.element.name);
+      const groupStarts = [0];
+      if (select) {
+        const missing = select.required.filter((c) => !top.includes(c));
+        if (missing.length > 0) {
+          throw new Error(`${path}: missing column(s) ${missing.join(', ')} (columns: ${top.join(', ')})`);
+        }
+        for (const g of metadata.row_groups) groupStarts.push(groupStarts.at(-1)! + Number(g.num_rows));
+        return new ParquetFile(
+          path,
+          fh,
+          buffer,
+          metadata,
+          groupStarts,
+          select.columns.filter((c) => top.includes(c)),
+        );
+      }
       if (!top.includes('text')) {
         throw new Error(`${path}: no "text" column (columns: ${top.join(', ')}); stage-1 data needs text and images`);
       }
       const columns = ['text', 'images', 'id'].filter((c) => top.includes(c));
-      const groupStarts = [0];
       for (const g of metadata.row_groups) groupStarts.push(groupStarts.at(-1)! + Number(g.num_rows));
       return new ParquetFile(path, fh, buffer, metadata, groupStarts, columns);
     } catch (e) {
