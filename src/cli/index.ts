@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 
 import { registerDemoCommand } from './demo.js';
 import { registerEmbedCommand } from './embed.js';
+import { registerEvalCommand } from './eval.js';
 import { registerInfoCommand } from './info.js';
 import { registerInitCommand } from './init.js';
 import { registerTokenizeCommand } from './tokenize.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerEmbedCommand(program);
   registerTokenizeCommand(program);
   registerTrainCommand(program);
+  registerEvalCommand(program);
   registerInitCommand(program);
   registerInfoCommand(program);
   return program;

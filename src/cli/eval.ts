@@ -1,0 +1,155 @@
+// `moca eval mmeb` (Precision@1 over the MMEB datasets) and `moca eval compare` (two runs side by side).
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import type { Command } from 'commander';
+
+import { Embedder } from '../embed/index.js';
+import { EmbeddingCache, modelKey } from '../eval/cache.js';
+import { evaluateMmebDataset, type TiesPolicy } from '../eval/mmeb.js';
+import {
+  compareResults,
+  type EvalResults,
+  renderComparisonMarkdown,
+  summarizeMmeb,
+  writeResults,
+} from '../eval/report.js';
+import { ErrorLog } from '../util/output.js';
+import { Progress } from '../util/progress.js';
+import { oneOf, positiveInt } from './options.js';
+
+interface MmebOptions {
+  model: string;
+  data: string;
+  imageRoot?: string;
+  output: string;
+  datasets?: string;
+  ties: TiesPolicy;
+  batchSize: number;
+  cache?: string;
+  limit?: number;
+  dtype: 'float32' | 'bfloat16';
+  minPixels?: number;
+  maxPixels?: number;
+  threads?: number;
+  seed: number;
+}
+
+const isData = (name: string) => name.endsWith('.jsonl') || name.endsWith('.parquet');
+
+/** Subsets in a data folder: .jsonl/.parquet files and sub-folders holding such files (image folders are not
+ * subsets), named by their base name. */
+export function discoverSubsets(dir: string): { name: string; path: string }[] {
+  if (!existsSync(dir)) throw new Error(`${dir}: no such folder`);
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => (e.isDirectory() ? readdirSync(path.join(dir, e.name)).some(isData) : isData(e.name)))
+    .map((e) => ({ name: e.name.replace(/\.(jsonl|parquet)$/, ''), path: path.join(dir, e.name) }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function registerEvalCommand(program: Command): void {
+  const evalCmd = program.command('eval').description('benchmarks: MMEB (Precision@1), comparisons of runs');
+  evalCmd
+    .command('mmeb')
+    .description('MMEB: Precision@1 per dataset, per meta-task, IND/OOD and overall')
+    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--data <dir>', 'one sub-folder (Parquet, as the HF MMEB-eval dataset) or .jsonl file per dataset')
+    .requiredOption('--output <dir>', 'results.json, results.md, report.html, errors.jsonl')
+    .option('--image-root <dir>', 'folder that image paths are relative to (default: --data)')
+    .option('--datasets <names>', 'comma-separated subset names (default: all found)')
+    .option(
+      '--ties <policy>',
+      'a score tie with the positive: wrong | reference (counted correct, as MoCa) | random',
+      oneOf(['wrong', 'reference', 'random'] as const),
+      'wrong',
+    )
+    .option('--batch-size <n>', 'inputs per forward pass', positiveInt, 16)
+    .option('--cache <dir>', 'embedding cache (default: <output>/cache); reused across runs of the same model')
+    .option('--limit <n>', 'rows per dataset (quick checks)', positiveInt)
+    .option('--dtype <dtype>', 'compute dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
+    .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
+    .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt)
+    .option('--threads <n>', 'libtorch intra-op threads', positiveInt)
+    .option('--seed <n>', 'seed of the random tie policy', positiveInt, 1)
+    .addHelpText(
+      'after',
+      '\nRows: {"qry_text", "qry_img_path", "tgt_text": [...], "tgt_img_path": [...]} with the positive first.\n' +
+        'Example:\n  $ moca eval mmeb --model runs/cl/final --data MMEB-eval --image-root eval_images --output eval/mmeb',
+    )
+    .action(async (opts: MmebOptions) => {
+      process.exitCode = await runMmeb(opts);
+    });
+
+  evalCmd
+    .command('compare')
+    .description('two result files (or run folders) side by side with deltas, as Markdown on stdout')
+    .argument('<a>', 'results.json or a folder containing it')
+    .argument('<b>', 'results.json or a folder containing it')
+    .action((a: string, b: string) => {
+      const load = (p: string): EvalResults => {
+        const file = p.endsWith('.json') ? p : path.join(p, 'results.json');
+        if (!existsSync(file)) throw new Error(`${file}: not found`);
+        return JSON.parse(readFileSync(file, 'utf8')) as EvalResults;
+      };
+      process.stdout.write(renderComparisonMarkdown(compareResults(load(a), load(b))) + '\n');
+    });
+}
+
+async function runMmeb(opts: MmebOptions): Promise<number> {
+  const embedder = await Embedder.load(opts.model, {
+    dtype: opts.dtype,
+    ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+    ...(opts.minPixels === undefined ? {} : { minPixels: opts.minPixels }),
+    ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
+  });
+  let subsets = discoverSubsets(opts.data);
+  if (opts.datasets) {
+    const wanted = opts.datasets.split(',').map((s) => s.trim());
+    const unknown = wanted.filter((w) => !subsets.some((s) => s.name === w));
+    if (unknown.length > 0) throw new Error(`--datasets: not found in ${opts.data}: ${unknown.join(', ')}`);
+    subsets = subsets.filter((s) => wanted.includes(s.name));
+  }
+  const cache = new EmbeddingCache(opts.cache ?? path.join(opts.output, 'cache'), modelKey(opts.model));
+  const errors = new ErrorLog(path.join(opts.output, 'errors.jsonl'));
+  const progress = new Progress('eval mmeb', subsets.length, { unit: 'datasets', intervalMs: 0 });
+  const datasets: EvalResults['datasets'] = [];
+  for (const [i, s] of subsets.entries()) {
+    try {
+      const r = await evaluateMmebDataset(s.name, s.path, embedder, {
+        imageRoot: opts.imageRoot ?? opts.data,
+        cache,
+        ties: opts.ties,
+        batchSize: opts.batchSize,
+        seed: opts.seed,
+        ...(opts.limit ? { limit: opts.limit } : {}),
+        onError: (row, message) => errors.record({ dataset: s.name, row, error: message }),
+      });
+      datasets.push({ name: s.name, metrics: r.metrics, count: r.count });
+      progress.update(i + 1, `${s.name} P@1 ${(100 * r.metrics.precision_at_1!).toFixed(1)} (${r.count} rows)`, true);
+    } catch (e) {
+      datasets.push({ name: s.name, metrics: {}, count: 0, error: (e as Error).message });
+      errors.record({ dataset: s.name, error: (e as Error).message });
+      progress.update(i + 1, `${s.name} FAILED: ${(e as Error).message}`, true);
+    }
+  }
+  errors.close();
+  const results: EvalResults = {
+    kind: 'mmeb',
+    model: path.resolve(opts.model),
+    createdAt: new Date().toISOString(),
+    settings: { ties: opts.ties, dtype: opts.dtype, limit: opts.limit ?? null, cacheHits: cache.hits },
+    datasets,
+  };
+  await writeResults(opts.output, results);
+  const summary = summarizeMmeb(results);
+  process.stdout.write(
+    JSON.stringify({
+      results: path.join(opts.output, 'results.json'),
+      overall: summary.overall.mean,
+      datasets: summary.overall.n,
+      failed: datasets.filter((d) => d.error !== undefined).length,
+      cacheHits: cache.hits,
+    }) + '\n',
+  );
+  return errors.count > 0 ? 1 : 0;
+}
