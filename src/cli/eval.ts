@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 
 import { Embedder } from '../embed/index.js';
 import { EmbeddingCache, modelKey } from '../eval/cache.js';
+import { evaluateBeirDataset, readBeirDataset, VIDORE_PROMPTS } from '../eval/beir.js';
 import { evaluateMmebDataset, type TiesPolicy } from '../eval/mmeb.js';
 import {
   compareResults,
@@ -81,6 +82,32 @@ export function registerEvalCommand(program: Command): void {
     });
 
   evalCmd
+    .command('beir')
+    .description('BEIR / ViDoRe retrieval: nDCG@k, Recall@k, MRR@k, P@k (trec_eval conventions)')
+    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--data <dir>', 'a BEIR dataset folder, or a folder of them (corpus, queries, qrels)')
+    .requiredOption('--output <dir>', 'results.json, results.md, report.html')
+    .option('--split <name>', 'qrels split', 'test')
+    .option('--query-prompt <text>', 'prepended to every query (ViDoRe/MoCa: none)', VIDORE_PROMPTS.query)
+    .option('--document-prompt <text>', 'text after the image of an image document', VIDORE_PROMPTS.imageDocument)
+    .option('--k <list>', 'cut-offs', '5,10')
+    .option('--batch-size <n>', 'inputs per forward pass', positiveInt, 8)
+    .option('--cache <dir>', 'embedding cache (default: <output>/cache)')
+    .option('--dtype <dtype>', 'compute dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
+    .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
+    .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt)
+    .option('--threads <n>', 'libtorch intra-op threads', positiveInt)
+    .addHelpText(
+      'after',
+      '\nLayout: corpus.jsonl ({"_id", "text"?, "title"?, "image"?}), queries.jsonl ({"_id", "text"}), qrels/test.tsv;\n' +
+        'or the Hugging Face ViDoRe layout (corpus/, queries/, qrels/ Parquet). Example:\n' +
+        '  $ moca eval beir --model runs/cl/final --data vidore-v2 --output eval/vidore',
+    )
+    .action(async (opts: BeirOptions) => {
+      process.exitCode = await runBeir(opts);
+    });
+
+  evalCmd
     .command('compare')
     .description('two result files (or run folders) side by side with deltas, as Markdown on stdout')
     .argument('<a>', 'results.json or a folder containing it')
@@ -148,6 +175,93 @@ async function runMmeb(opts: MmebOptions): Promise<number> {
       overall: summary.overall.mean,
       datasets: summary.overall.n,
       failed: datasets.filter((d) => d.error !== undefined).length,
+      cacheHits: cache.hits,
+    }) + '\n',
+  );
+  return errors.count > 0 ? 1 : 0;
+}
+
+interface BeirOptions {
+  model: string;
+  data: string;
+  output: string;
+  split: string;
+  queryPrompt: string;
+  documentPrompt: string;
+  k: string;
+  batchSize: number;
+  cache?: string;
+  dtype: 'float32' | 'bfloat16';
+  minPixels?: number;
+  maxPixels?: number;
+  threads?: number;
+}
+
+/** A BEIR dataset folder itself, or its sub-folders that are datasets. */
+function discoverBeir(dir: string): { name: string; path: string }[] {
+  const isDataset = (p: string) => existsSync(path.join(p, 'corpus.jsonl')) || existsSync(path.join(p, 'corpus'));
+  if (!existsSync(dir)) throw new Error(`${dir}: no such folder`);
+  if (isDataset(dir)) return [{ name: path.basename(path.resolve(dir)), path: dir }];
+  const found = readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && isDataset(path.join(dir, e.name)))
+    .map((e) => ({ name: e.name, path: path.join(dir, e.name) }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  if (found.length === 0) throw new Error(`${dir}: no BEIR dataset (corpus + queries + qrels) found`);
+  return found;
+}
+
+async function runBeir(opts: BeirOptions): Promise<number> {
+  const ks = opts.k.split(',').map((x) => Number(x.trim()));
+  if (!ks.every((k) => Number.isInteger(k) && k > 0))
+    throw new Error(`--k: expected positive integers, got '${opts.k}'`);
+  const embedder = await Embedder.load(opts.model, {
+    dtype: opts.dtype,
+    ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+    ...(opts.minPixels === undefined ? {} : { minPixels: opts.minPixels }),
+    ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
+  });
+  const cache = new EmbeddingCache(opts.cache ?? path.join(opts.output, 'cache'), modelKey(opts.model));
+  const errors = new ErrorLog(path.join(opts.output, 'errors.jsonl'));
+  const sets = discoverBeir(opts.data);
+  const progress = new Progress('eval beir', sets.length, { unit: 'datasets', intervalMs: 0 });
+  const datasets: EvalResults['datasets'] = [];
+  for (const [i, s] of sets.entries()) {
+    try {
+      const data = await readBeirDataset(s.path, opts.split);
+      const r = await evaluateBeirDataset(data, embedder, {
+        cache,
+        batchSize: opts.batchSize,
+        prompts: { query: opts.queryPrompt, imageDocument: opts.documentPrompt },
+        ks,
+      });
+      for (const id of r.failedDocuments)
+        errors.record({ dataset: s.name, document: id, error: 'could not be embedded' });
+      for (const id of r.failedQueries) errors.record({ dataset: s.name, query: id, error: 'could not be embedded' });
+      datasets.push({ name: s.name, metrics: r.metrics, count: r.queries });
+      progress.update(
+        i + 1,
+        `${s.name} nDCG@${ks[0]} ${(100 * (r.metrics[`ndcg_cut_${ks[0]}`] ?? 0)).toFixed(1)}`,
+        true,
+      );
+    } catch (e) {
+      datasets.push({ name: s.name, metrics: {}, count: 0, error: (e as Error).message });
+      errors.record({ dataset: s.name, error: (e as Error).message });
+      progress.update(i + 1, `${s.name} FAILED: ${(e as Error).message}`, true);
+    }
+  }
+  errors.close();
+  const results: EvalResults = {
+    kind: 'beir',
+    model: path.resolve(opts.model),
+    createdAt: new Date().toISOString(),
+    settings: { metric: `ndcg_cut_${ks[0]}`, ks, queryPrompt: opts.queryPrompt, documentPrompt: opts.documentPrompt },
+    datasets,
+  };
+  await writeResults(opts.output, results);
+  process.stdout.write(
+    JSON.stringify({
+      results: path.join(opts.output, 'results.json'),
+      datasets: datasets.length,
       cacheHits: cache.hits,
     }) + '\n',
   );

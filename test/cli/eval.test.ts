@@ -51,6 +51,24 @@ before(async () => {
     }),
   );
   writeFileSync(path.join(dir, 'mmeb', 'ToyRetrieval.jsonl'), [...ret, '{"qry_text": "broken"}'].join('\n') + '\n');
+  // A BEIR set: image pages and text documents; each query's own document is relevant (grade 2), one more grade 1.
+  const beir = path.join(dir, 'beir', 'toy');
+  mkdirSync(path.join(beir, 'qrels'), { recursive: true });
+  mkdirSync(path.join(beir, 'pages'));
+  for (const [name] of COLOURS) {
+    await sharp(path.join(dir, 'mmeb', 'imgs', `${name}.png`)).toFile(path.join(beir, 'pages', `${name}.png`));
+  }
+  const corpus = [
+    ...names.map((n) => ({ _id: `img-${n}`, image: `pages/${n}.png` })),
+    ...names.map((n) => ({ _id: `txt-${n}`, title: n, text: `a page about the colour ${n}` })),
+  ];
+  writeFileSync(path.join(beir, 'corpus.jsonl'), corpus.map((c) => JSON.stringify(c)).join('\n') + '\n');
+  writeFileSync(
+    path.join(beir, 'queries.jsonl'),
+    names.map((n) => JSON.stringify({ _id: `q-${n}`, text: `which page is ${n}?` })).join('\n') + '\n',
+  );
+  const qrels = ['query-id\tcorpus-id\tscore', ...names.flatMap((n) => [`q-${n}\ttxt-${n}\t2`, `q-${n}\timg-${n}\t1`])];
+  writeFileSync(path.join(beir, 'qrels', 'test.tsv'), qrels.join('\n') + '\n');
 });
 
 describe('moca eval', () => {
@@ -79,6 +97,26 @@ describe('moca eval', () => {
     assert.match(md, /ToyRetrieval/);
     assert.match(md, /Ties policy: wrong/);
     assert.ok(existsSync(path.join(dir, 'run-a', 'report.html')));
+  });
+
+  test('beir: nDCG/Recall/MRR/P at 5 and 10 over image and text documents', () => {
+    const r = moca('eval', 'beir', '--model', 'model', '--data', 'beir', '--output', 'beir-run', ...pixels);
+    assert.equal(r.status, 0, r.stderr);
+    const results = JSON.parse(readFileSync(path.join(dir, 'beir-run', 'results.json'), 'utf8')) as {
+      kind: string;
+      datasets: { name: string; metrics: Record<string, number>; count: number }[];
+    };
+    assert.equal(results.kind, 'beir');
+    const toy = results.datasets[0]!;
+    assert.equal(toy.name, 'toy');
+    assert.equal(toy.count, 4);
+    for (const m of ['ndcg_cut_5', 'ndcg_cut_10', 'recall_5', 'recall_10', 'recip_rank_10', 'P_5']) {
+      const v = toy.metrics[m]!;
+      assert.ok(v >= 0 && v <= 1, `${m} = ${v}`);
+    }
+    // 8 documents, all retrieved: every relevant document is within the top 10.
+    assert.equal(toy.metrics.recall_10, 1);
+    assert.ok(toy.metrics.P_5! <= 0.4 + 1e-9, 'two relevant documents per query: P@5 ≤ 2/5');
   });
 
   test('the embedding cache is reused by a second run; compare prints deltas', () => {
