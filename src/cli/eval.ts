@@ -19,8 +19,7 @@ import { ErrorLog } from '../util/output.js';
 import { Progress } from '../util/progress.js';
 import { oneOf, positiveInt } from './options.js';
 
-interface MmebOptions {
-  model: string;
+interface MmebOptions extends EmbedderFlags {
   data: string;
   imageRoot?: string;
   output: string;
@@ -29,10 +28,6 @@ interface MmebOptions {
   batchSize: number;
   cache?: string;
   limit?: number;
-  dtype: 'float32' | 'bfloat16';
-  minPixels?: number;
-  maxPixels?: number;
-  threads?: number;
   seed: number;
 }
 
@@ -48,10 +43,37 @@ export function discoverSubsets(dir: string): { name: string; path: string }[] {
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** The embedding options both harnesses take. */
+interface EmbedderFlags {
+  model: string;
+  dtype: 'float32' | 'bfloat16';
+  minPixels?: number;
+  maxPixels?: number;
+  threads?: number;
+}
+
+function addEmbedderOptions(cmd: Command): Command {
+  return cmd
+    .option('--dtype <dtype>', 'compute dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
+    .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
+    .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt)
+    .option('--threads <n>', 'libtorch intra-op threads', positiveInt);
+}
+
+function loadEmbedder(opts: EmbedderFlags): Promise<Embedder> {
+  return Embedder.load(opts.model, {
+    dtype: opts.dtype,
+    ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+    ...(opts.minPixels === undefined ? {} : { minPixels: opts.minPixels }),
+    ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
+  });
+}
+
 export function registerEvalCommand(program: Command): void {
   const evalCmd = program.command('eval').description('benchmarks: MMEB (Precision@1), comparisons of runs');
-  evalCmd
-    .command('mmeb')
+  const mmeb = evalCmd.command('mmeb');
+  addEmbedderOptions(mmeb);
+  mmeb
     .description('MMEB: Precision@1 per dataset, per meta-task, IND/OOD and overall')
     .requiredOption('--model <dir>', 'model directory')
     .requiredOption('--data <dir>', 'one sub-folder (Parquet, as the HF MMEB-eval dataset) or .jsonl file per dataset')
@@ -67,10 +89,6 @@ export function registerEvalCommand(program: Command): void {
     .option('--batch-size <n>', 'inputs per forward pass', positiveInt, 16)
     .option('--cache <dir>', 'embedding cache (default: <output>/cache); reused across runs of the same model')
     .option('--limit <n>', 'rows per dataset (quick checks)', positiveInt)
-    .option('--dtype <dtype>', 'compute dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
-    .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
-    .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt)
-    .option('--threads <n>', 'libtorch intra-op threads', positiveInt)
     .option('--seed <n>', 'seed of the random tie policy', positiveInt, 1)
     .addHelpText(
       'after',
@@ -81,8 +99,9 @@ export function registerEvalCommand(program: Command): void {
       process.exitCode = await runMmeb(opts);
     });
 
-  evalCmd
-    .command('beir')
+  const beir = evalCmd.command('beir');
+  addEmbedderOptions(beir);
+  beir
     .description('BEIR / ViDoRe retrieval: nDCG@k, Recall@k, MRR@k, P@k (trec_eval conventions)')
     .requiredOption('--model <dir>', 'model directory')
     .requiredOption('--data <dir>', 'a BEIR dataset folder, or a folder of them (corpus, queries, qrels)')
@@ -93,10 +112,6 @@ export function registerEvalCommand(program: Command): void {
     .option('--k <list>', 'cut-offs', '5,10')
     .option('--batch-size <n>', 'inputs per forward pass', positiveInt, 8)
     .option('--cache <dir>', 'embedding cache (default: <output>/cache)')
-    .option('--dtype <dtype>', 'compute dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
-    .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
-    .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt)
-    .option('--threads <n>', 'libtorch intra-op threads', positiveInt)
     .addHelpText(
       'after',
       '\nLayout: corpus.jsonl ({"_id", "text"?, "title"?, "image"?}), queries.jsonl ({"_id", "text"}), qrels/test.tsv;\n' +
@@ -123,12 +138,7 @@ export function registerEvalCommand(program: Command): void {
 }
 
 async function runMmeb(opts: MmebOptions): Promise<number> {
-  const embedder = await Embedder.load(opts.model, {
-    dtype: opts.dtype,
-    ...(opts.threads === undefined ? {} : { threads: opts.threads }),
-    ...(opts.minPixels === undefined ? {} : { minPixels: opts.minPixels }),
-    ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
-  });
+  const embedder = await loadEmbedder(opts);
   let subsets = discoverSubsets(opts.data);
   if (opts.datasets) {
     const wanted = opts.datasets.split(',').map((s) => s.trim());
@@ -181,8 +191,7 @@ async function runMmeb(opts: MmebOptions): Promise<number> {
   return errors.count > 0 ? 1 : 0;
 }
 
-interface BeirOptions {
-  model: string;
+interface BeirOptions extends EmbedderFlags {
   data: string;
   output: string;
   split: string;
@@ -191,9 +200,6 @@ interface BeirOptions {
   k: string;
   batchSize: number;
   cache?: string;
-  dtype: 'float32' | 'bfloat16';
-  minPixels?: number;
-  maxPixels?: number;
   threads?: number;
 }
 
@@ -214,12 +220,7 @@ async function runBeir(opts: BeirOptions): Promise<number> {
   const ks = opts.k.split(',').map((x) => Number(x.trim()));
   if (!ks.every((k) => Number.isInteger(k) && k > 0))
     throw new Error(`--k: expected positive integers, got '${opts.k}'`);
-  const embedder = await Embedder.load(opts.model, {
-    dtype: opts.dtype,
-    ...(opts.threads === undefined ? {} : { threads: opts.threads }),
-    ...(opts.minPixels === undefined ? {} : { minPixels: opts.minPixels }),
-    ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
-  });
+  const embedder = await loadEmbedder(opts);
   const cache = new EmbeddingCache(opts.cache ?? path.join(opts.output, 'cache'), modelKey(opts.model));
   const errors = new ErrorLog(path.join(opts.output, 'errors.jsonl'));
   const sets = discoverBeir(opts.data);
