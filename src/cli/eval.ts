@@ -152,7 +152,13 @@ async function runMmeb(opts: MmebOptions): Promise<number> {
   const datasets: EvalResults['datasets'] = [];
   for (const [i, s] of subsets.entries()) {
     try {
+      let inputsProgress: Progress | undefined;
       const r = await evaluateMmebDataset(s.name, s.path, embedder, {
+        // Unique inputs embedded (or read from the cache): rate and ETA within the dataset.
+        onProgress: (done, total) => {
+          inputsProgress ??= new Progress(`  ${s.name}`, total, { unit: 'inputs' });
+          inputsProgress.update(done, '', done === total);
+        },
         imageRoot: opts.imageRoot ?? opts.data,
         cache,
         ties: opts.ties,

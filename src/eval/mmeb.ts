@@ -119,6 +119,7 @@ export async function embedCached(
   cache: EmbeddingCache | null,
   inputs: { text: string; image: string | null }[],
   batchSize: number,
+  onProgress?: (done: number, total: number) => void,
 ): Promise<(Float32Array | string)[]> {
   const keys = inputs.map((i) => inputKey(i.text, i.image));
   const out: (Float32Array | string)[] = new Array(inputs.length);
@@ -132,7 +133,12 @@ export async function embedCached(
     const x = inputs[i]!;
     return x.image === null ? x.text : { text: x.text, images: [x.image] };
   };
-  const outcomes = await embedder.embedSettled(todo.map(asInput), { batchSize });
+  const cached = inputs.length - todo.length;
+  onProgress?.(cached, inputs.length);
+  const outcomes = await embedder.embedSettled(todo.map(asInput), {
+    batchSize,
+    ...(onProgress ? { onProgress: (done: number) => onProgress(cached + done, inputs.length) } : {}),
+  });
   const fresh: [string, Float32Array][] = [];
   outcomes.forEach((o, j) => {
     const i = todo[j]!;
@@ -167,6 +173,8 @@ export async function evaluateMmebDataset(
     seed?: number;
     limit?: number;
     onError?: (row: number, message: string) => void;
+    /** Inputs embedded so far (from the cache or computed) out of the dataset's unique inputs. */
+    onProgress?: (done: number, total: number) => void;
   },
 ): Promise<MmebDatasetResult> {
   const rows: MmebRow[] = [];
@@ -196,7 +204,7 @@ export async function evaluateMmebDataset(
     return id;
   };
   const rowIds = rows.map((r) => ({ q: idOf(r.query), c: r.candidates.map(idOf) }));
-  const vectors = await embedCached(embedder, options.cache, inputs, options.batchSize);
+  const vectors = await embedCached(embedder, options.cache, inputs, options.batchSize, options.onProgress);
   let state = (options.seed ?? 0) >>> 0 || 1;
   const random = () => {
     // xorshift32: a seeded, reproducible draw for the 'random' tie policy.
