@@ -9,7 +9,7 @@ import { QWEN_IMAGE_PLACEHOLDER } from '../processing/inputs.js';
 import { readJsonl } from '../util/jsonl.js';
 import type { EmbeddingCache } from './cache.js';
 import { evaluateRun } from './metrics.js';
-import { embedCached } from './mmeb.js';
+import { dot, embedCached } from './embedding.js';
 
 export interface BeirDocument {
   id: string;
@@ -175,9 +175,7 @@ export async function evaluateBeirDataset(
     data.corpus.forEach((d, di) => {
       const dv = docVecs[di];
       if (typeof dv === 'string' || dv === undefined) return;
-      let s = 0;
-      for (let k = 0; k < qv.length; k++) s += qv[k]! * dv[k]!;
-      scored.push([d.id, s]);
+      scored.push([d.id, dot(qv, dv)]);
     });
     scored.sort((a, b) => b[1] - a[1]);
     run.set(q.id, new Map(scored.slice(0, depth)));
