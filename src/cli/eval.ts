@@ -1,13 +1,14 @@
 // `moca eval mmeb` (Precision@1 over the MMEB datasets) and `moca eval compare` (two runs side by side).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import type { Command } from 'commander';
 
 import { Embedder } from '../embed/index.js';
 import { EmbeddingCache, modelKey } from '../eval/cache.js';
-import { evaluateBeirDataset, readBeirDataset, VIDORE_PROMPTS } from '../eval/beir.js';
-import { evaluateMmebDataset, type TiesPolicy } from '../eval/mmeb.js';
+import { VIDORE_PROMPTS } from '../eval/beir.js';
+import { type TiesPolicy } from '../eval/mmeb.js';
+import { runBeirBenchmark, runMmebBenchmark } from '../eval/run.js';
 import {
   compareResults,
   type EvalResults,
@@ -16,7 +17,6 @@ import {
   writeResults,
 } from '../eval/report.js';
 import { ErrorLog } from '../util/output.js';
-import { Progress } from '../util/progress.js';
 import { oneOf, positiveInt } from './options.js';
 
 interface MmebOptions extends EmbedderFlags {
@@ -31,17 +31,7 @@ interface MmebOptions extends EmbedderFlags {
   seed: number;
 }
 
-const isData = (name: string) => name.endsWith('.jsonl') || name.endsWith('.parquet');
-
-/** Subsets in a data folder: .jsonl/.parquet files and sub-folders holding such files (image folders are not
- * subsets), named by their base name. */
-export function discoverSubsets(dir: string): { name: string; path: string }[] {
-  if (!existsSync(dir)) throw new Error(`${dir}: no such folder`);
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => (e.isDirectory() ? readdirSync(path.join(dir, e.name)).some(isData) : isData(e.name)))
-    .map((e) => ({ name: e.name.replace(/\.(jsonl|parquet)$/, ''), path: path.join(dir, e.name) }))
-    .sort((a, b) => a.name.localeCompare(b.name));
-}
+export { discoverSubsets } from '../eval/run.js';
 
 /** The embedding options both harnesses take. */
 interface EmbedderFlags {
@@ -139,50 +129,22 @@ export function registerEvalCommand(program: Command): void {
 
 async function runMmeb(opts: MmebOptions): Promise<number> {
   const embedder = await loadEmbedder(opts);
-  let subsets = discoverSubsets(opts.data);
-  if (opts.datasets) {
-    const wanted = opts.datasets.split(',').map((s) => s.trim());
-    const unknown = wanted.filter((w) => !subsets.some((s) => s.name === w));
-    if (unknown.length > 0) throw new Error(`--datasets: not found in ${opts.data}: ${unknown.join(', ')}`);
-    subsets = subsets.filter((s) => wanted.includes(s.name));
-  }
   const cache = new EmbeddingCache(opts.cache ?? path.join(opts.output, 'cache'), modelKey(opts.model));
   const errors = new ErrorLog(path.join(opts.output, 'errors.jsonl'));
-  const progress = new Progress('eval mmeb', subsets.length, { unit: 'datasets', intervalMs: 0 });
-  const datasets: EvalResults['datasets'] = [];
-  for (const [i, s] of subsets.entries()) {
-    try {
-      let inputsProgress: Progress | undefined;
-      const r = await evaluateMmebDataset(s.name, s.path, embedder, {
-        // Unique inputs embedded (or read from the cache): rate and ETA within the dataset.
-        onProgress: (done, total) => {
-          inputsProgress ??= new Progress(`  ${s.name}`, total, { unit: 'inputs' });
-          inputsProgress.update(done, '', done === total);
-        },
-        imageRoot: opts.imageRoot ?? opts.data,
-        cache,
-        ties: opts.ties,
-        batchSize: opts.batchSize,
-        seed: opts.seed,
-        ...(opts.limit ? { limit: opts.limit } : {}),
-        onError: (row, message) => errors.record({ dataset: s.name, row, error: message }),
-      });
-      datasets.push({ name: s.name, metrics: r.metrics, count: r.count });
-      progress.update(i + 1, `${s.name} P@1 ${(100 * r.metrics.precision_at_1!).toFixed(1)} (${r.count} rows)`, true);
-    } catch (e) {
-      datasets.push({ name: s.name, metrics: {}, count: 0, error: (e as Error).message });
-      errors.record({ dataset: s.name, error: (e as Error).message });
-      progress.update(i + 1, `${s.name} FAILED: ${(e as Error).message}`, true);
-    }
-  }
-  errors.close();
-  const results: EvalResults = {
-    kind: 'mmeb',
+  const results = await runMmebBenchmark(embedder, {
+    data: opts.data,
+    ...(opts.imageRoot ? { imageRoot: opts.imageRoot } : {}),
+    ...(opts.datasets ? { datasets: opts.datasets.split(',').map((s) => s.trim()) } : {}),
+    cache,
+    ties: opts.ties,
+    batchSize: opts.batchSize,
+    seed: opts.seed,
+    ...(opts.limit ? { limit: opts.limit } : {}),
     model: path.resolve(opts.model),
-    createdAt: new Date().toISOString(),
-    settings: { ties: opts.ties, dtype: opts.dtype, limit: opts.limit ?? null, cacheHits: cache.hits },
-    datasets,
-  };
+    errors,
+    settings: { dtype: opts.dtype },
+  });
+  errors.close();
   await writeResults(opts.output, results);
   const summary = summarizeMmeb(results);
   process.stdout.write(
@@ -190,7 +152,7 @@ async function runMmeb(opts: MmebOptions): Promise<number> {
       results: path.join(opts.output, 'results.json'),
       overall: summary.overall.mean,
       datasets: summary.overall.n,
-      failed: datasets.filter((d) => d.error !== undefined).length,
+      failed: results.datasets.filter((d) => d.error !== undefined).length,
       cacheHits: cache.hits,
     }) + '\n',
   );
@@ -209,19 +171,6 @@ interface BeirOptions extends EmbedderFlags {
   threads?: number;
 }
 
-/** A BEIR dataset folder itself, or its sub-folders that are datasets. */
-function discoverBeir(dir: string): { name: string; path: string }[] {
-  const isDataset = (p: string) => existsSync(path.join(p, 'corpus.jsonl')) || existsSync(path.join(p, 'corpus'));
-  if (!existsSync(dir)) throw new Error(`${dir}: no such folder`);
-  if (isDataset(dir)) return [{ name: path.basename(path.resolve(dir)), path: dir }];
-  const found = readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && isDataset(path.join(dir, e.name)))
-    .map((e) => ({ name: e.name, path: path.join(dir, e.name) }))
-    .sort((a, b) => a.name.localeCompare(b.name));
-  if (found.length === 0) throw new Error(`${dir}: no BEIR dataset (corpus + queries + qrels) found`);
-  return found;
-}
-
 async function runBeir(opts: BeirOptions): Promise<number> {
   const ks = opts.k.split(',').map((x) => Number(x.trim()));
   if (!ks.every((k) => Number.isInteger(k) && k > 0))
@@ -229,46 +178,22 @@ async function runBeir(opts: BeirOptions): Promise<number> {
   const embedder = await loadEmbedder(opts);
   const cache = new EmbeddingCache(opts.cache ?? path.join(opts.output, 'cache'), modelKey(opts.model));
   const errors = new ErrorLog(path.join(opts.output, 'errors.jsonl'));
-  const sets = discoverBeir(opts.data);
-  const progress = new Progress('eval beir', sets.length, { unit: 'datasets', intervalMs: 0 });
-  const datasets: EvalResults['datasets'] = [];
-  for (const [i, s] of sets.entries()) {
-    try {
-      const data = await readBeirDataset(s.path, opts.split);
-      const r = await evaluateBeirDataset(data, embedder, {
-        cache,
-        batchSize: opts.batchSize,
-        prompts: { query: opts.queryPrompt, imageDocument: opts.documentPrompt },
-        ks,
-      });
-      for (const id of r.failedDocuments)
-        errors.record({ dataset: s.name, document: id, error: 'could not be embedded' });
-      for (const id of r.failedQueries) errors.record({ dataset: s.name, query: id, error: 'could not be embedded' });
-      datasets.push({ name: s.name, metrics: r.metrics, count: r.queries });
-      progress.update(
-        i + 1,
-        `${s.name} nDCG@${ks[0]} ${(100 * (r.metrics[`ndcg_cut_${ks[0]}`] ?? 0)).toFixed(1)}`,
-        true,
-      );
-    } catch (e) {
-      datasets.push({ name: s.name, metrics: {}, count: 0, error: (e as Error).message });
-      errors.record({ dataset: s.name, error: (e as Error).message });
-      progress.update(i + 1, `${s.name} FAILED: ${(e as Error).message}`, true);
-    }
-  }
-  errors.close();
-  const results: EvalResults = {
-    kind: 'beir',
+  const results = await runBeirBenchmark(embedder, {
+    data: opts.data,
+    split: opts.split,
+    prompts: { query: opts.queryPrompt, imageDocument: opts.documentPrompt },
+    ks,
+    batchSize: opts.batchSize,
+    cache,
     model: path.resolve(opts.model),
-    createdAt: new Date().toISOString(),
-    settings: { metric: `ndcg_cut_${ks[0]}`, ks, queryPrompt: opts.queryPrompt, documentPrompt: opts.documentPrompt },
-    datasets,
-  };
+    errors,
+  });
+  errors.close();
   await writeResults(opts.output, results);
   process.stdout.write(
     JSON.stringify({
       results: path.join(opts.output, 'results.json'),
-      datasets: datasets.length,
+      datasets: results.datasets.length,
       cacheHits: cache.hits,
     }) + '\n',
   );

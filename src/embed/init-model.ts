@@ -21,6 +21,11 @@ export interface InitModelOptions {
   initializerRange?: number;
   /** Byte-level BPE merges for the tokenizer (default none: 256 byte tokens + Qwen's special tokens). */
   merges?: readonly (readonly [string, string])[];
+  /** Shape changes applied over the preset (e.g. a CPU-sized demo model); `vision` is merged field by field. */
+  configOverrides?: Omit<Partial<Qwen25VLConfig>, 'vision'> & { vision?: Partial<Qwen25VLConfig['vision']> };
+  /** Image processor pixel limits (default MoCa's 256·28² … 1024·28²). */
+  minPixels?: number;
+  maxPixels?: number;
 }
 
 /**
@@ -41,7 +46,9 @@ export async function initModelDirectory(dir: string, options: InitModelOptions)
   const real = options.preset === '3b' || options.preset === '7b';
   const merges = options.merges ?? [];
   const bpeVocab = 256 + merges.length;
-  const config = presetConfig(options.preset, real ? {} : { bpeVocabSize: bpeVocab });
+  const preset = presetConfig(options.preset, real ? {} : { bpeVocabSize: bpeVocab });
+  const { vision: visionOverrides, ...overrides } = options.configOverrides ?? {};
+  const config: Qwen25VLConfig = { ...preset, ...overrides, vision: { ...preset.vision, ...visionOverrides } };
   const dtype = toDType(options.dtype ?? (real ? 'bfloat16' : 'float32'));
   mkdirSync(dir, { recursive: true });
   manualSeed(options.seed ?? 0);
@@ -58,6 +65,11 @@ export async function initModelDirectory(dir: string, options: InitModelOptions)
     includeToolAndFimTokens: real,
   });
   Tokenizer.fromJson(tokenizerJson, {}, `${dir}/tokenizer.json`).save(dir);
-  await saveImageProcessorConfig(dir, { ...QWEN2_5_VL_IMAGE_PROCESSOR_DEFAULTS, ...MOCA_PIXEL_LIMITS });
+  await saveImageProcessorConfig(dir, {
+    ...QWEN2_5_VL_IMAGE_PROCESSOR_DEFAULTS,
+    ...MOCA_PIXEL_LIMITS,
+    ...(options.minPixels === undefined ? {} : { minPixels: options.minPixels }),
+    ...(options.maxPixels === undefined ? {} : { maxPixels: options.maxPixels }),
+  });
   return config;
 }

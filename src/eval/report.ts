@@ -27,7 +27,6 @@ import {
   META_TASKS,
   MMEB_DATASETS,
   MMEB_PAPER_REFERENCE,
-  mmebInfo,
   VIDORE_PAPER_REFERENCE,
   VIDORE_V2_TASKS,
   vidoreTask,
@@ -178,6 +177,9 @@ export interface MmebSummary {
   createdAt: string;
   metric: string;
   ties: string | null;
+  /** Whether the datasets' meta-tasks and splits come from the run's own table (`settings.datasetTable`) rather
+   * than MMEB's; the paper's numbers are then not shown beside (they would not be comparable). */
+  customTable: boolean;
   /** Known datasets in table order, then unknown ones in result order. */
   datasets: DatasetRow[];
   metaTasks: Record<MetaTask, Aggregate>;
@@ -262,6 +264,7 @@ function collectRows(
   metric: string,
   canonicalOf: (name: string) => string | undefined,
   notes: string[],
+  infoOf: (name: string) => MmebDataset | undefined = () => undefined,
 ): Map<string, DatasetRow> {
   const rows = new Map<string, DatasetRow>();
   const duplicates: string[] = [];
@@ -272,7 +275,7 @@ function collectRows(
       duplicates.push(d.name);
       continue;
     }
-    rows.set(key, makeRow(d, metric, canonical, results.kind === 'mmeb' ? mmebInfo(d.name) : undefined));
+    rows.set(key, makeRow(d, metric, canonical, infoOf(d.name)));
   }
   if (duplicates.length > 0)
     notes.push(`Duplicate dataset entries ignored (the first one is used): ${duplicates.join(', ')}.`);
@@ -291,6 +294,37 @@ function commonNotes(rows: readonly DatasetRow[], metric: string, guessed: boole
 }
 
 /**
+ * The datasets' meta-tasks and IND/OOD splits for a run: `settings.datasetTable` when the run carries its own (a
+ * benchmark in the MMEB format that is not MMEB, e.g. the demo's generated world; written by `moca eval mmeb`
+ * from a `datasets.json` beside the data), otherwise the 36 MMEB datasets.
+ */
+export function datasetTable(results: EvalResults): readonly MmebDataset[] {
+  const given = results.settings.datasetTable;
+  if (given === undefined || given === null) return MMEB_DATASETS;
+  return parseDatasetTable(given, 'settings.datasetTable');
+}
+
+/**
+ * Validates a dataset table: an array of `{name, metaTask, split}` with metaTask one of the four meta-tasks and
+ * split IND or OOD (lower case accepted). `where` names the source in error messages.
+ */
+export function parseDatasetTable(value: unknown, where: string): MmebDataset[] {
+  if (!Array.isArray(value) || value.length === 0) throw new Error(`${where}: expected a non-empty array of datasets`);
+  return value.map((entry: unknown, i) => {
+    const e = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<string, unknown>;
+    const at = `${where}[${i}]`;
+    if (typeof e.name !== 'string' || e.name === '') throw new Error(`${at}.name: expected a non-empty string`);
+    const metaTask = typeof e.metaTask === 'string' ? e.metaTask.toLowerCase() : '';
+    if (!(META_TASKS as readonly string[]).includes(metaTask))
+      throw new Error(`${at}.metaTask: expected one of ${META_TASKS.join(', ')}, got ${JSON.stringify(e.metaTask)}`);
+    const split = typeof e.split === 'string' ? e.split.toUpperCase() : '';
+    if (split !== 'IND' && split !== 'OOD')
+      throw new Error(`${at}.split: expected IND or OOD, got ${JSON.stringify(e.split)}`);
+    return { name: e.name, metaTask: metaTask as MetaTask, split: split as MmebSplit };
+  });
+}
+
+/**
  * MMEB aggregates as the paper reports them: unweighted means over datasets per meta-task, IND, OOD and
  * overall (36). Unknown datasets are reported separately; failed ones are listed and left out of every mean.
  */
@@ -298,23 +332,30 @@ export function summarizeMmeb(results: EvalResults, options: { metric?: string }
   if (results.kind !== 'mmeb') throw new Error(`summarizeMmeb: results are of kind "${results.kind}"`);
   const { metric, guessed } = resolveMetric(results, options.metric);
   const notes: string[] = [];
-  const rows = collectRows(results, metric, (n) => mmebInfo(n)?.name, notes);
-  const known = MMEB_DATASETS.flatMap((d) => rows.get(datasetKey(d.name)) ?? []);
+  const table = datasetTable(results);
+  const custom = table !== MMEB_DATASETS;
+  const byKey = new Map(table.map((d) => [datasetKey(d.name), d]));
+  const infoOf = (n: string): MmebDataset | undefined => byKey.get(datasetKey(n));
+  const rows = collectRows(results, metric, (n) => infoOf(n)?.name, notes, infoOf);
+  const known = table.flatMap((d) => rows.get(datasetKey(d.name)) ?? []);
   const unknown = [...rows.values()].filter((r) => !r.known);
   const datasets = [...known, ...unknown];
   const failed = commonNotes(datasets, metric, guessed, notes);
-  const absent = MMEB_DATASETS.filter((d) => !rows.has(datasetKey(d.name))).map((d) => d.name);
+  const absent = table.filter((d) => !rows.has(datasetKey(d.name))).map((d) => d.name);
+  const tableName = custom ? 'dataset table of the run' : 'MMEB table';
   if (absent.length > 0)
     notes.push(
-      `${absent.length} of ${MMEB_DATASETS.length} MMEB dataset(s) absent from the results: ${absent.join(', ')}; ` +
-        'aggregates over fewer datasets are not directly comparable with the paper.',
+      `${absent.length} of ${table.length} dataset(s) of the ${tableName} absent from the results: ` +
+        `${absent.join(', ')}` +
+        (custom ? '.' : '; aggregates over fewer datasets are not directly comparable with the paper.'),
     );
   if (unknown.length > 0)
     notes.push(
-      `${unknown.length} dataset(s) not in the MMEB table, reported separately and not in any mean: ` +
+      `${unknown.length} dataset(s) not in the ${tableName}, reported separately and not in any mean: ` +
         `${listNames(unknown, false)}.`,
     );
-  const names = (pred: (d: MmebDataset) => boolean): string[] => MMEB_DATASETS.filter(pred).map((d) => d.name);
+  if (custom) notes.push('Meta-tasks and IND/OOD splits come from the run’s own dataset table, not MMEB’s.');
+  const names = (pred: (d: MmebDataset) => boolean): string[] => table.filter(pred).map((d) => d.name);
   const metaTasks = Object.fromEntries(
     META_TASKS.map((t) => [
       t,
@@ -331,6 +372,7 @@ export function summarizeMmeb(results: EvalResults, options: { metric?: string }
     createdAt: results.createdAt,
     metric,
     ties: tiesPolicy(results),
+    customTable: custom,
     datasets,
     metaTasks,
     ind: aggregate(
@@ -419,7 +461,7 @@ export function escapeMarkdown(text: string): string {
   return text.replace(/\r?\n|\r/g, ' ').replace(/[\\|<>&`*[\]]/g, (c) => `\\${c}`);
 }
 
-function mdTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+export function mdTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
@@ -468,7 +510,7 @@ export function renderResultsMarkdown(results: EvalResults, options: { metric?: 
   out.push('', '## Aggregates', '');
   const aggs = summaryAggregates(s);
   if (s.kind === 'mmeb') {
-    const refs = MMEB_PAPER_REFERENCE;
+    const refs = s.customTable ? [] : MMEB_PAPER_REFERENCE;
     const refValue = (i: number, a: number): string => {
       const r = refs[i]!;
       const v = a < 4 ? r.metaTasks[META_TASKS[a]!] : a === 4 ? r.ind : a === 5 ? r.ood : r.overall;
@@ -753,7 +795,7 @@ export function renderResultsHtml(results: EvalResults, options: { metric?: stri
     }));
     charts.push(barChartSvg(groups, { title: 'Per dataset', valueLabel }));
     const aggs = summaryAggregates(s);
-    const refs = MMEB_PAPER_REFERENCE;
+    const refs = s.customTable ? [] : MMEB_PAPER_REFERENCE;
     const refValues = (i: number): number[] =>
       refs.map((r) => (i < 4 ? r.metaTasks[META_TASKS[i]!] : i === 4 ? r.ind : i === 5 ? r.ood : r.overall));
     charts.push(
@@ -986,7 +1028,7 @@ export function compareResults(
   const rowsA = new Map(sa.datasets.map((r) => [datasetKey(r.name), r]));
   const rowsB = new Map(sb.datasets.map((r) => [datasetKey(r.name), r]));
   const keys: string[] = [];
-  const known = a.kind === 'mmeb' ? MMEB_DATASETS.map((d) => d.name) : VIDORE_V2_TASKS;
+  const known = a.kind === 'mmeb' ? datasetTable(a).map((d) => d.name) : VIDORE_V2_TASKS;
   for (const n of known) if (rowsA.has(datasetKey(n)) || rowsB.has(datasetKey(n))) keys.push(datasetKey(n));
   for (const r of [...sa.datasets, ...sb.datasets]) {
     const k = datasetKey(r.name);

@@ -27,6 +27,7 @@ import {
   renderResultsMarkdown,
   summarizeBeir,
   summarizeMmeb,
+  parseDatasetTable,
   validateResults,
   writeResults,
   type EvalResults,
@@ -184,6 +185,52 @@ describe('summarizeMmeb', () => {
     assert.ok(s.notes.some((n) => n.includes('failed') && n.includes('N24News (images missing)')));
     assert.ok(s.notes.some((n) => n.includes('not in the MMEB table') && n.includes(EVIL)));
     assert.ok(s.notes.some((n) => n.includes('28 of 36')));
+  });
+
+  test("a run's own dataset table (settings.datasetTable) replaces MMEB's; paper columns are not shown", () => {
+    const results: EvalResults = {
+      kind: 'mmeb',
+      model: 'demo',
+      createdAt: '2026-01-01T00:00:00.000Z',
+      settings: {
+        ties: 'wrong',
+        datasetTable: [
+          { name: 'ShapeCls', metaTask: 'classification', split: 'ind' },
+          { name: 'ColourQA', metaTask: 'VQA', split: 'OOD' },
+          { name: 'PageRet', metaTask: 'retrieval', split: 'IND' },
+          { name: 'Absent', metaTask: 'grounding', split: 'OOD' },
+        ],
+      },
+      datasets: [
+        { name: 'ShapeCls', metrics: { 'precision@1': 0.5 }, count: 10 },
+        { name: 'ColourQA', metrics: { 'precision@1': 0.25 }, count: 10 },
+        { name: 'PageRet', metrics: { 'precision@1': 1 }, count: 10 },
+        // An MMEB name is unknown here: the run's table is the only table.
+        { name: 'ImageNet-1K', metrics: { 'precision@1': 0.9 }, count: 10 },
+      ],
+    };
+    const s = summarizeMmeb(results);
+    assert.equal(s.customTable, true);
+    close(s.metaTasks.classification.mean, 0.5);
+    close(s.metaTasks.vqa.mean, 0.25);
+    assert.equal(s.metaTasks.grounding.mean, null);
+    close(s.ind.mean, 0.75);
+    close(s.ood.mean, 0.25);
+    assert.equal(s.ood.expected, 2);
+    close(s.overall.mean, 1.75 / 3);
+    assert.deepEqual(
+      s.unknown.map((r) => r.name),
+      ['ImageNet-1K'],
+    );
+    assert.deepEqual(s.absent, ['Absent']);
+    const md = renderResultsMarkdown(results);
+    for (const ref of MMEB_PAPER_REFERENCE) assert.ok(!md.includes(ref.model), `no ${ref.model} column`);
+    assert.throws(
+      () => parseDatasetTable([{ name: 'x', metaTask: 'ranking', split: 'IND' }], 'datasets.json'),
+      /datasets\.json\[0\]\.metaTask: expected one of classification, vqa, retrieval, grounding/,
+    );
+    assert.throws(() => parseDatasetTable([{ name: 'x', metaTask: 'vqa', split: 'test' }], 'f'), /f\[0\]\.split/);
+    assert.throws(() => parseDatasetTable([], 'f'), /non-empty array/);
   });
 
   test('missing or guessed metric, duplicates, metric override', () => {

@@ -1,5 +1,5 @@
 // Turning one side of a pair (text and an optional image) into a model input, and embedding groups of them.
-import type { Qwen25VLModel } from '../../models/index.js';
+import type { Pooling, Qwen25VLModel } from '../../models/index.js';
 import { decodeImage, type Qwen2VLImageProcessor } from '../../processing/image/index.js';
 import { QWEN_IMAGE_PLACEHOLDER } from '../../processing/inputs.js';
 import {
@@ -53,6 +53,7 @@ export function embedItems(
   items: readonly SequenceItem[],
   ids: ImageTokenIds,
   maxLength: number,
+  pooling: Pooling = 'mean',
 ): Tensor {
   return scope(() => {
     const batch = buildBatch(items, { ...ids, mergeSize: model.config.vision.spatialMergeSize, maxLength });
@@ -64,7 +65,7 @@ export function embedItems(
         pixelValues: t.pixelValues === null ? null : t.pixelValues.to(model.dtype),
         imageGridThw: batch.imageGridThw.map((g) => [g[0], g[1], g[2]] as const),
       },
-      { normalize: false },
+      { normalize: false, pooling },
     );
   });
 }

@@ -2,7 +2,7 @@
 import path from 'node:path';
 
 import { loadPairDataset, type PairDataset, type PairSide, TaskBatchSampler } from '../../data/pairs/index.js';
-import { loadQwen25VL, type Qwen25VLModel } from '../../models/index.js';
+import { type AttentionMode, loadQwen25VL, type Pooling, type Qwen25VLModel } from '../../models/index.js';
 import { loadImageProcessorConfig, Qwen2VLImageProcessor } from '../../processing/image/index.js';
 import { imageTokenIds, type SequenceItem } from '../../processing/sequence.js';
 import { Tokenizer } from '../../processing/tokenizer.js';
@@ -38,6 +38,11 @@ export interface ClTaskOptions {
   autocast?: 'bfloat16';
   minPixels?: number;
   maxPixels?: number;
+  /** Attention of the model being fine-tuned (default bidirectional, as MoCa; causal for a causal-embedding
+   * baseline, usually with last-token pooling). */
+  attention?: AttentionMode;
+  /** Pooling of the embeddings (default mean, as MoCa). */
+  pooling?: Pooling;
 }
 
 export interface ClBatch {
@@ -71,7 +76,10 @@ export class ClTask implements TrainTask<ClBatch> {
 
   static async create(options: ClTaskOptions): Promise<ClTask> {
     const tokenizer = Tokenizer.fromDir(options.modelDir);
-    const { model } = loadQwen25VL(options.modelDir, { attention: 'bidirectional', dtype: options.dtype ?? 'float32' });
+    const { model } = loadQwen25VL(options.modelDir, {
+      attention: options.attention ?? 'bidirectional',
+      dtype: options.dtype ?? 'float32',
+    });
     const processorConfig = await loadImageProcessorConfig(options.modelDir);
     const imageProcessor = new Qwen2VLImageProcessor({
       ...processorConfig,
@@ -143,7 +151,13 @@ export class ClTask implements TrainTask<ClBatch> {
   }
 
   private embed(items: readonly SequenceItem[]): Tensor {
-    return embedItems(this.model, items, imageTokenIds(this.tokenizer), this.options.maxLength ?? 1280);
+    return embedItems(
+      this.model,
+      items,
+      imageTokenIds(this.tokenizer),
+      this.options.maxLength ?? 1280,
+      this.options.pooling ?? 'mean',
+    );
   }
 
   private withPrecision<T>(fn: () => T): T {
