@@ -76,7 +76,7 @@ const GAP = 10;
 
 export function radiusOf(size: SizeName, width: number, height: number): number {
   const m = Math.min(width, height);
-  return size === 'small' ? Math.max(6, Math.round(0.11 * m)) : Math.max(11, Math.round(0.21 * m));
+  return size === 'small' ? Math.max(8, Math.round(0.2 * m)) : Math.max(13, Math.round(0.32 * m));
 }
 
 /** The short description of an object: "red circle", or with size "small red circle". */

@@ -25,6 +25,13 @@ export interface CausalLmTaskOptions {
   minPixels?: number;
   maxPixels?: number;
   autocast?: 'bfloat16';
+  /**
+   * Which vision parameters train: 'all' (default), 'merger' (the patch encoder frozen, only the merger that
+   * projects into the language model trains — LLaVA's alignment recipe, for a vision encoder that is pretrained
+   * or, as in the demo, random: a random encoder still preserves the pixels' information, whereas training it from
+   * scratch on a language loss tends to collapse it to a constant output), or 'none'.
+   */
+  trainVision?: 'all' | 'merger' | 'none';
 }
 
 export class CausalLmTask implements TrainTask<DocumentBatch> {
@@ -44,6 +51,11 @@ export class CausalLmTask implements TrainTask<DocumentBatch> {
       attention: 'causal',
       dtype: options.dtype ?? 'float32',
     });
+    const trainVision = options.trainVision ?? 'all';
+    if (trainVision !== 'all') {
+      model.visual.requiresGrad_(false);
+      if (trainVision === 'merger') model.visual.merger.requiresGrad_(true);
+    }
     const processorConfig = await loadImageProcessorConfig(options.modelDir);
     const imageProcessor = new Qwen2VLImageProcessor({
       ...processorConfig,
@@ -68,8 +80,10 @@ export class CausalLmTask implements TrainTask<DocumentBatch> {
     return new CausalLmTask(model, objective, batches, options);
   }
 
+  /** The trainable parameters (frozen vision parameters are neither updated nor checkpointed; they are saved with
+   * the exported model). */
   namedParameters(): [string, Parameter][] {
-    return this.model.namedParameters();
+    return this.model.namedParameters().filter(([, p]) => p.requiresGrad);
   }
 
   nextBatch(): Promise<DocumentBatch | null> {
