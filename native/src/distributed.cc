@@ -435,6 +435,11 @@ Napi::Value workWait(const Napi::CallbackInfo& info) {
 // `apply(scale)` then writes `scale · sum` into every parameter that had a gradient on some rank, and leaves the
 // others without one (as a single process would: AdamW then skips them).
 //
+// The initial bucket order is reverse parameter order. As PyTorch's DDP does after its first iteration, the
+// trainer can then `rebuild` the buckets in the order in which rank 0's gradients actually became ready
+// (`readyOrder`; parameters without a gradient last), so that a parameter used late in backward — or not at all
+// in a micro-batch, such as the vision tower on text-only data — does not hold back the buckets after it.
+//
 // Hooks hold a weak reference to the state, and `destroy` removes them.
 
 struct ReducerState {
@@ -455,7 +460,10 @@ struct ReducerState {
   std::vector<Bucket> buckets;
   std::vector<size_t> bucketOf;
   std::vector<char> ready;
+  std::vector<int64_t> readyOrder;
   std::vector<float> hadGrad;
+  int64_t bucketCap = 0;
+  int64_t firstBucketCap = 0;
   at::Tensor presence;
   c10::intrusive_ptr<c10d::Work> presenceWork;
   std::mutex mu;
@@ -463,12 +471,14 @@ struct ReducerState {
   bool flushed = false;
   size_t nextLaunch = 0;
   int64_t launchedDuringBackward = 0;
+  int64_t launchedTotal = 0;
   std::string error;
 
   void onGradReady(size_t i) {
     std::lock_guard<std::mutex> lock(mu);
     if (!armed || ready[i]) return;
     ready[i] = 1;
+    readyOrder.push_back(static_cast<int64_t>(i));
     Bucket& b = buckets[bucketOf[i]];
     if (b.pending > 0) --b.pending;
     try {
@@ -504,6 +514,7 @@ struct ReducerState {
     opts.reduceOp = c10d::ReduceOp::SUM;
     b.work = group->get("reducer").allreduce(ts, opts);
     b.launched = true;
+    ++launchedTotal;
   }
 
   std::shared_ptr<WorkBox> flush() {
@@ -571,6 +582,74 @@ struct ReducerState {
     std::lock_guard<std::mutex> lock(mu);
     TORCH_CHECK(!flushed, "reducerArm: the previous flush was not applied");
     armed = true;
+    readyOrder.clear();
+  }
+
+  // Forms the buckets by walking `order` (a permutation of the parameter indices): one open bucket per dtype,
+  // closed when it reaches the cap (the first bucket's cap is smaller); leftovers follow in order of first member.
+  void assignBuckets(const std::vector<int64_t>& order) {
+    const size_t n = params.size();
+    TORCH_CHECK(order.size() == n, "reducer: the bucket order must list all ", n, " parameters");
+    std::vector<char> seen(n, 0);
+    for (int64_t i : order) {
+      TORCH_CHECK(i >= 0 && static_cast<size_t>(i) < n && !seen[i], "reducer: the bucket order is not a permutation");
+      seen[i] = 1;
+    }
+    std::unordered_map<int, Bucket> open;
+    std::unordered_map<int, size_t> openRank;  // position in `order` of the bucket's first member
+    std::vector<std::pair<size_t, Bucket>> closed;
+    bool first = true;
+    for (size_t pos = 0; pos < n; ++pos) {
+      size_t i = static_cast<size_t>(order[pos]);
+      int key = static_cast<int>(params[i].scalar_type());
+      auto& b = open[key];
+      if (b.members.empty()) openRank[key] = pos;
+      b.members.push_back(i);
+      b.offsets.push_back(b.numel);
+      b.numel += params[i].numel();
+      int64_t bytes = b.numel * static_cast<int64_t>(params[i].element_size());
+      if (bytes >= (first ? firstBucketCap : bucketCap)) {
+        closed.emplace_back(openRank[key], std::move(b));
+        open.erase(key);
+        first = false;
+      }
+    }
+    std::vector<std::pair<size_t, Bucket>> rest;
+    for (auto& kv : open) rest.emplace_back(openRank[kv.first], std::move(kv.second));
+    std::sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& r : rest) closed.push_back(std::move(r));
+    buckets.clear();
+    bucketOf.assign(n, 0);
+    at::Device device = params[0].device();
+    for (auto& cb : closed) {
+      Bucket& b = cb.second;
+      auto dtype = params[b.members[0]].scalar_type();
+      b.buffer = at::zeros({b.numel}, at::TensorOptions().dtype(dtype).device(device));
+      b.pending = b.members.size();
+      for (size_t j : b.members) bucketOf[j] = buckets.size();
+      buckets.push_back(std::move(b));
+    }
+  }
+
+  // The order in which the last armed backward made gradients ready, then the parameters it did not reach (in
+  // reverse index order).
+  std::vector<int64_t> observedOrder() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<int64_t> order = readyOrder;
+    std::vector<char> in(params.size(), 0);
+    for (int64_t i : order) in[i] = 1;
+    for (size_t r = 0; r < params.size(); ++r) {
+      size_t i = params.size() - 1 - r;
+      if (!in[i]) order.push_back(static_cast<int64_t>(i));
+    }
+    return order;
+  }
+
+  void rebuild(const std::vector<int64_t>& order) {
+    std::lock_guard<std::mutex> lock(mu);
+    TORCH_CHECK(!armed && !flushed, "reducerRebuild: only between steps (after reducerApply)");
+    assignBuckets(order);
+    nextLaunch = 0;
   }
 
   void destroy() {
@@ -600,39 +679,11 @@ std::shared_ptr<ReducerState> makeReducer(std::shared_ptr<GroupBox> group, std::
                 " is on ", p.device(), ", parameter 0 on ", device, ")");
     checkCollectiveTensor(p, *group, "reducerCreate");
   }
-  // Buckets in reverse parameter order, one open bucket per dtype.
-  std::unordered_map<int, ReducerState::Bucket> open;
-  std::vector<ReducerState::Bucket> closed;
-  std::vector<int> openOrder;
-  bool first = true;
-  for (size_t r = 0; r < n; ++r) {
-    size_t i = n - 1 - r;
-    int key = static_cast<int>(params[i].scalar_type());
-    auto& b = open[key];
-    b.members.push_back(i);
-    b.offsets.push_back(b.numel);
-    b.numel += params[i].numel();
-    int64_t bytes = b.numel * static_cast<int64_t>(params[i].element_size());
-    if (bytes >= (first ? firstBucketCapBytes : bucketCapBytes)) {
-      closed.push_back(std::move(b));
-      open.erase(key);
-      first = false;
-    }
-  }
-  // Remaining open buckets, in order of their first (highest-index) member.
-  std::vector<ReducerState::Bucket> rest;
-  for (auto& kv : open) rest.push_back(std::move(kv.second));
-  std::sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) { return a.members[0] > b.members[0]; });
-  for (auto& b : rest) closed.push_back(std::move(b));
-  state->bucketOf.assign(n, 0);
-  for (size_t bi = 0; bi < closed.size(); ++bi) {
-    auto& b = closed[bi];
-    auto dtype = params[b.members[0]].scalar_type();
-    b.buffer = at::zeros({b.numel}, at::TensorOptions().dtype(dtype).device(device));
-    b.pending = b.members.size();
-    for (size_t j : b.members) state->bucketOf[j] = bi;
-  }
-  state->buckets = std::move(closed);
+  state->bucketCap = bucketCapBytes;
+  state->firstBucketCap = firstBucketCapBytes;
+  std::vector<int64_t> reverse(n);
+  for (size_t r = 0; r < n; ++r) reverse[r] = static_cast<int64_t>(n - 1 - r);
+  state->assignBuckets(reverse);
   state->ready.assign(n, 0);
   state->hadGrad.assign(n, 0.0f);
   state->presence = at::zeros({static_cast<int64_t>(n)}, at::TensorOptions().dtype(at::kFloat).device(device));
@@ -806,15 +857,18 @@ void registerDistributedOps(Registry& r) {
   r.def("reducerArm", "reducer", +[](ReducerPtr s) { s->arm(); });
   r.def("reducerFlush", "reducer", +[](ReducerPtr s) { return s->flush(); });
   r.def("reducerApply", "reducer, scale", +[](ReducerPtr s, double scale) { s->apply(scale); });
+  r.def("reducerObservedOrder", "reducer", +[](ReducerPtr s) { return s->observedOrder(); });
+  r.def("reducerRebuild", "reducer, order", +[](ReducerPtr s, std::vector<int64_t> order) { s->rebuild(order); });
   r.def("reducerBuckets", "reducer", +[](ReducerPtr s) {
     std::vector<int64_t> out;  // flattened: bucket index of every parameter
     for (size_t b : s->bucketOf) out.push_back(static_cast<int64_t>(b));
     return out;
   });
-  // Buckets whose all-reduce started inside backward since the reducer was created (the overlap actually won).
-  r.def("reducerLaunchedDuringBackward", "reducer", +[](ReducerPtr s) {
+  // [buckets, all-reduces started inside backward, all-reduces started in total] since the reducer was created:
+  // how much communication actually overlapped with backward.
+  r.def("reducerStats", "reducer", +[](ReducerPtr s) {
     std::lock_guard<std::mutex> lock(s->mu);
-    return s->launchedDuringBackward;
+    return std::vector<int64_t>{static_cast<int64_t>(s->buckets.size()), s->launchedDuringBackward, s->launchedTotal};
   });
   r.def("reducerDestroy", "reducer", +[](ReducerPtr s) { s->destroy(); });
 }

@@ -224,7 +224,9 @@ export interface NativeOps {
   reducerCreate(group: NativeProcessGroup, params: NativeTensor[], bucketCapBytes: number, firstBucketCapBytes: number): NativeReducer;
   reducerDestroy(reducer: NativeReducer): void;
   reducerFlush(reducer: NativeReducer): NativeWork;
-  reducerLaunchedDuringBackward(reducer: NativeReducer): number;
+  reducerObservedOrder(reducer: NativeReducer): number[];
+  reducerRebuild(reducer: NativeReducer, order: number[]): void;
+  reducerStats(reducer: NativeReducer): number[];
   relu(self: NativeTensor): NativeTensor;
   remainder(self: NativeTensor, other: NativeTensor): NativeTensor;
   remainderScalar(self: NativeTensor, other: number | boolean): NativeTensor;

@@ -25,6 +25,7 @@ export class DataParallel {
   readonly worldSize: number;
   readonly overlap: boolean;
   private readonly reducer: distributed.GradReducer;
+  private rebuilt = false;
 
   constructor(
     readonly group: distributed.ProcessGroup,
@@ -71,6 +72,20 @@ export class DataParallel {
     return distributed.broadcastCoalesced(params, 0, { group: this.group });
   }
 
+  /**
+   * Once, after the first armed step: re-forms the gradient buckets in the order rank 0's gradients became ready
+   * (as DDP rebuilds its buckets after the first iteration), so that parameters used late or not at all do not
+   * hold back the buckets launched during backward. Collective: call on every rank after the same step.
+   */
+  async rebuildBucketsOnce(): Promise<void> {
+    if (this.rebuilt || !this.overlap) return;
+    this.rebuilt = true;
+    const order = await distributed.broadcastObject<number[]>(this.isMain ? this.reducer.observedOrder() : [], 0, {
+      group: this.group,
+    });
+    this.reducer.rebuild(order);
+  }
+
   /** The coming backward is the step's last: gradient hooks start the bucket all-reduces. */
   armForLastBackward(): void {
     if (this.overlap) this.reducer.arm();
@@ -102,9 +117,9 @@ export class DataParallel {
     return distributed.broadcastObject(value, 0, { group: this.group });
   }
 
-  /** Buckets whose all-reduce started inside backward (how much overlap was achieved). */
-  get bucketsLaunchedDuringBackward(): number {
-    return this.reducer.launchedDuringBackward;
+  /** Gradient buckets and how many of their all-reduces started inside backward (the overlap achieved). */
+  reducerStats(): { buckets: number; launchedDuringBackward: number; launched: number } {
+    return this.reducer.stats();
   }
 
   dispose(): void {

@@ -45,9 +45,11 @@
 // - Gradients: the step's last backward is "armed": autograd hooks start bucketed all-reduces (SUM) while backward
 //   continues (not for tasks with lossAndBackward, e.g. GradCache, whose gradients are reduced after backward).
 //   After the micro-batches, the ranks exchange their counts, losses, metrics and flags; the summed gradient is
-//   scaled by k/M (M: micro-batches of all ranks; k: gradAccumulation) — the mean over every micro-batch of the step,
-//   exactly as one process doing all M micro-batches — or, for tasks with gradientReduction 'sum' (each rank's
-//   loss is the loss of the global batch, e.g. InfoNCE with cross-rank negatives), by k·W/M (W ranks).
+//   scaled by k/m (k: gradAccumulation): with m the micro-batches of all ranks, that is the mean over every
+//   micro-batch of the step, exactly as one process doing all m micro-batches. Tasks with gradientReduction 'sum'
+//   (each rank's loss is the loss of the global batch, e.g. InfoNCE with cross-rank negatives, and its backward
+//   a share of that gradient) count global batches instead: m is the batches every rank took a share of, and the
+//   summed shares are each global batch's full gradient. metrics.jsonl's micro_batches is this m.
 // - Decisions are collective: a non-finite loss on any rank skips the step everywhere; the data has ended when it
 //   ended on any rank; a stop (signal, requestStop) on any rank stops every rank after the same step.
 // - Rank 0 alone writes metrics.jsonl (global values: loss and metrics over all ranks' micro-batches, summed
@@ -879,6 +881,7 @@ export class Trainer<B> {
           win.metrics.clear();
         }
 
+        if (dp !== null && !task.lossAndBackward) await dp.rebuildBucketsOnce();
         await this.options.onStep?.(record, this);
 
         if (bad.consecutive > maxBadSteps) {
@@ -901,7 +904,16 @@ export class Trainer<B> {
     } finally {
       stop.remove();
       metrics?.close();
-      dp?.dispose();
+      if (dp !== null) {
+        const st = dp.reducerStats();
+        if (st.launched > 0) {
+          this.say(
+            `data parallel: ${st.launchedDuringBackward} of ${st.launched} gradient bucket all-reduces started ` +
+              `during backward (${st.buckets} buckets)`,
+          );
+        }
+        dp.dispose();
+      }
       // The AdamW moments (2× the trainable parameters) are in the checkpoint now; free them before the export.
       optimizer.dispose();
     }

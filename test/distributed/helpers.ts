@@ -25,12 +25,13 @@ export interface ProcResult {
   ms: number;
 }
 
-/** Runs `node args…` with extra environment; kills it (and fails the result) after `timeoutMs`. */
+/** Runs `node args…` with extra environment; kills it (and fails the result) after `timeoutMs`. `onStderr` sees
+ * the stderr so far and the child's pid. */
 export function runNode(
   args: string[],
   env: Record<string, string>,
   timeoutMs: number,
-  onStderr?: (text: string) => void,
+  onStderr?: (text: string, pid: number) => void,
 ): Promise<ProcResult> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
@@ -44,7 +45,7 @@ export function runNode(
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
-      onStderr?.(stderr);
+      onStderr?.(stderr, child.pid!);
     });
     child.on('error', reject);
     child.on('close', (code, signal) => {
@@ -54,9 +55,10 @@ export function runNode(
   });
 }
 
-/** Starts `world` processes of `args` as ranks 0…world−1 of one job (torchrun environment) and waits for all. */
+/** Starts `world` processes of `args` (or `args(rank)`) as ranks 0…world−1 of one job (torchrun environment) and
+ * waits for all. */
 export async function runRanks(
-  args: string[],
+  args: string[] | ((rank: number) => string[]),
   world: number,
   timeoutMs: number,
   extraEnv: Record<string, string> = {},
@@ -65,7 +67,7 @@ export async function runRanks(
   return Promise.all(
     Array.from({ length: world }, (_, rank) =>
       runNode(
-        args,
+        typeof args === 'function' ? args(rank) : args,
         {
           RANK: String(rank),
           LOCAL_RANK: String(rank),

@@ -10,6 +10,8 @@
 // none (as in a single process, so AdamW skips it too). Earlier backwards of the step (gradient accumulation) are
 // not armed: their gradients accumulate locally, as under DDP's no_sync(). Code that back-propagates several
 // times per micro-batch (GradCache) simply does not arm: everything is then reduced after backward.
+// Buckets are launched in a fixed order (the same on every rank, as the backend requires); `observedOrder()` and
+// `rebuild()` re-form them in the order gradients actually arrive (what DDP does after its first iteration).
 import { native } from '../native.js';
 import type { NativeReducer } from '../native-handles.js';
 import type { Parameter } from '../nn/module.js';
@@ -75,14 +77,27 @@ export class GradReducer {
     native.reducerApply(this.handle, scale);
   }
 
+  /** Parameter indices in the order the last armed backward made their gradients ready (parameters it did not
+   * reach last). */
+  observedOrder(): number[] {
+    return native.reducerObservedOrder(this.handle);
+  }
+
+  /** Re-forms the buckets along `order` (a permutation of parameter indices; the same on every rank). Between
+   * steps only. */
+  rebuild(order: readonly number[]): void {
+    native.reducerRebuild(this.handle, [...order]);
+  }
+
   /** Bucket index of every parameter. */
   bucketAssignment(): number[] {
     return native.reducerBuckets(this.handle);
   }
 
-  /** Buckets whose all-reduce started inside backward so far (0 without overlap). */
-  get launchedDuringBackward(): number {
-    return native.reducerLaunchedDuringBackward(this.handle);
+  /** Buckets, and bucket all-reduces started so far: inside backward (overlapped) and in total. */
+  stats(): { buckets: number; launchedDuringBackward: number; launched: number } {
+    const [buckets, during, total] = native.reducerStats(this.handle);
+    return { buckets: buckets!, launchedDuringBackward: during!, launched: total! };
   }
 
   /** Removes the autograd hooks. */
