@@ -17,11 +17,14 @@
 // Gloo has no AVG reduction: 'avg' is a SUM followed by a division by the group size when the work completes.
 
 // ProcessGroupGloo.hpp and ProcessGroupNCCL.hpp are compiled only under these defines (as in PyTorch's build).
+// Gloo needs its headers (Debian: libgloo-dev; libtorch carries the library). NCCL needs a CUDA libtorch
+// (MOCA_WITH_CUDA, see binding.gyp), nccl.h and the CUDA toolkit's headers on the include path (e.g.
+// CPLUS_INCLUDE_PATH=/usr/local/cuda/include); otherwise the binding builds without it and says so at run time.
 #if __has_include(<gloo/context.h>)
 #define USE_C10D_GLOO 1
 #define MOCA_WITH_GLOO 1
 #endif
-#if defined(MOCA_WITH_CUDA) && __has_include(<nccl.h>)
+#if defined(MOCA_WITH_CUDA) && __has_include(<nccl.h>) && __has_include(<cuda_runtime_api.h>)
 #define USE_C10D_NCCL 1
 #define MOCA_WITH_NCCL 1
 #endif
@@ -344,7 +347,7 @@ Napi::Value processGroupCreate(const Napi::CallbackInfo& info) {
   if (backend == "nccl")
     throw Napi::Error::New(env,
                            "processGroupCreate: this build of the binding has no NCCL backend (build against a CUDA "
-                           "libtorch with LIBTORCH=…, with nccl.h on the include path)");
+                           "libtorch with LIBTORCH=…, with nccl.h and the CUDA toolkit headers on the include path)");
 #endif
   if (backend != "gloo" && backend != "nccl")
     throw Napi::Error::New(env, "processGroupCreate: unknown backend '" + backend + "' (expected gloo or nccl)");
