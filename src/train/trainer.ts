@@ -765,9 +765,9 @@ export class Trainer<B> {
         let m = acc.count;
         if (dp !== null) {
           // Reduce the gradients (the buckets backward did not start) while the ranks exchange their accounts.
-          const reduction_ = dp.startGradientReduction();
+          const gradientWork = dp.startGradientReduction();
           const all: RankStep[] = await dp.exchangeStep({ averager: acc.snapshot(), nonFinite, dataEnded });
-          await reduction_.wait();
+          await gradientWork.wait();
           acc = MicroBatchAverager.merge(
             summedMetrics,
             all.map((a) => a.averager),

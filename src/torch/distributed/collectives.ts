@@ -16,7 +16,10 @@ export type ReduceOp = 'sum' | 'avg' | 'product' | 'min' | 'max';
 
 /** Explains the common causes of a communication failure next to c10d's message. */
 export function communicationError(what: string, group: ProcessGroup, e: unknown): DistributedError {
-  const msg = e instanceof Error ? e.message : String(e);
+  // The binding prefixes its messages with the op's name; the line below names it already.
+  const msg = (e instanceof Error ? e.message : String(e))
+    .replace(/^(pg[A-Z]\w*|reducer[A-Z]\w*|workWaitSync): /, '')
+    .replace(new RegExp(`^${what}: `), '');
   const peerGone = /closed by peer|Connection reset|Broken pipe|EOF|ECONNRESET|ECONNREFUSED|Connection refused/i.test(
     msg,
   );
