@@ -226,6 +226,19 @@ describe('data-parallel stages through the launcher (tiny model, loopback)', () 
     );
   });
 
+  test('a process started by another launcher (RANK, WORLD_SIZE set) refuses to launch workers itself', async () => {
+    const r = await runNode(
+      [moca, ...cptArgs('cpt-nested', ['--nproc-per-node', '2'])],
+      { RANK: '0', WORLD_SIZE: '2', MASTER_PORT: String(await freePort()) },
+      60_000,
+    );
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /--nproc-per-node \/ --nnodes start worker processes, but RANK and WORLD_SIZE are already set/,
+    );
+  });
+
   test('SIGINT to the launcher stops every worker after the same step with a checkpoint', async () => {
     const args = (extra: string[]) =>
       clArgs('cl-int', ['--batch-size', '4', '--max-steps', '40', '--epochs', '20', ...extra]);
