@@ -4,9 +4,10 @@
 //
 // - Workers run in their own process group: a Ctrl-C reaches the launcher only, which forwards SIGINT/SIGTERM to
 //   every worker once per signal it receives (first: finish the step, checkpoint, exit; second: exit at once).
-// - A worker that exits with an error or is killed stops the job: the launcher says which rank failed and how,
-//   sends SIGTERM to the others (they also notice by themselves: their next collective fails), and SIGKILL to any
-//   still alive after a grace period. The launcher exits with the failed worker's status.
+// - A worker that exits with an error or is killed stops the job: the launcher says which rank failed and how.
+//   The others normally notice by themselves (their next collective fails at once, and they exit with their own
+//   message); any still running after a few seconds (e.g. inside a long forward pass) get SIGTERM, and SIGKILL
+//   after a grace period. The launcher exits with the failed worker's status.
 // - A worker whose launcher dies (its IPC channel closes) stops gracefully as on SIGTERM.
 // - Threads: unless --threads, MOCA_NUM_THREADS or OMP_NUM_THREADS says otherwise, each worker gets
 //   ⌊cores / N⌋ libtorch threads (N workers × all cores would oversubscribe the machine).
@@ -21,7 +22,9 @@ export interface LaunchOptions {
   nodeRank: number;
   masterAddr: string;
   masterPort: number;
-  /** Seconds to wait after SIGTERM before SIGKILL-ing workers of a failed job (default 30). */
+  /** Seconds a failed job's other workers get to exit by themselves before SIGTERM (default 5)… */
+  termAfterSeconds?: number;
+  /** … and then before SIGKILL (default 30). */
   graceSeconds?: number;
 }
 
@@ -86,7 +89,7 @@ export async function launchWorkers(
 
   const children: { rank: number; child: ChildProcess; done: boolean }[] = [];
   let failed: { rank: number; status: number } | null = null;
-  let killTimer: NodeJS.Timeout | null = null;
+  const timers: NodeJS.Timeout[] = [];
 
   const forward = (signal: NodeJS.Signals): void => {
     for (const c of children) if (!c.done) c.child.kill(signal);
@@ -132,20 +135,27 @@ export async function launchWorkers(
             const status = exitStatus(code, signal);
             if (status !== 0 && failed === null && !(code === 130 && signal === null)) {
               failed = { rank, status };
+              const term = o.termAfterSeconds ?? 5;
+              const grace = o.graceSeconds ?? 30;
               log(
-                `worker rank ${rank} (pid ${child.pid}) ${describeExit(code, signal)}; stopping the other workers ` +
-                  `(SIGTERM now, SIGKILL after ${o.graceSeconds ?? 30} s)`,
+                `worker rank ${rank} (pid ${child.pid}) ${describeExit(code, signal)}; stopping the job (the other ` +
+                  `workers fail at their next collective; SIGTERM after ${term} s, SIGKILL after ${term + grace} s)`,
               );
-              forward('SIGTERM');
-              killTimer = setTimeout(
-                () => {
-                  const alive = children.filter((c) => !c.done);
-                  if (alive.length) log(`killing ${alive.length} worker(s) that did not stop: SIGKILL`);
+              const later = (seconds: number, fn: () => void): void => {
+                const t = setTimeout(fn, seconds * 1000);
+                t.unref();
+                timers.push(t);
+              };
+              later(term, () => {
+                const alive = children.filter((c) => !c.done);
+                if (alive.length === 0) return;
+                log(`${alive.length} worker(s) still running: SIGTERM`);
+                forward('SIGTERM');
+                later(grace, () => {
+                  if (children.some((c) => !c.done)) log('workers did not stop: SIGKILL');
                   forward('SIGKILL');
-                },
-                (o.graceSeconds ?? 30) * 1000,
-              );
-              killTimer.unref();
+                });
+              });
             }
             resolve(status);
           });
@@ -160,7 +170,7 @@ export async function launchWorkers(
     // Interrupted workers exit with 130; otherwise all succeeded.
     return statuses.find((s) => s !== 0) ?? 0;
   } finally {
-    if (killTimer !== null) clearTimeout(killTimer);
+    for (const t of timers) clearTimeout(t);
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
     process.removeListener('SIGHUP', onSignal);
