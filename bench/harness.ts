@@ -38,7 +38,8 @@ export interface Reply {
 
 /** What a worker provides: set-up from the shared config, and one (timed) step of a case. */
 export interface WorkerHandlers {
-  init(config: Record<string, unknown>): Record<string, unknown>;
+  /** May return a promise (e.g. a worker that first joins a process group). */
+  init(config: Record<string, unknown>): Record<string, unknown> | Promise<Record<string, unknown>>;
   /** One step. Numbers in the returned record are collected per step (e.g. the loss, phase timings). */
   step(caseId: string | undefined): Record<string, number> | void;
 }
@@ -91,9 +92,19 @@ export function serveWorker(handlers: WorkerHandlers): void {
     }
     try {
       switch (command.cmd) {
-        case 'init':
-          reply({ ok: true, ...handlers.init(command.config) });
+        case 'init': {
+          const init = handlers.init(command.config);
+          if (init instanceof Promise) {
+            init.then(
+              (r) => reply({ ok: true, ...r }),
+              (err: unknown) =>
+                reply({ ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
+            );
+          } else {
+            reply({ ok: true, ...init });
+          }
           break;
+        }
         case 'warmup':
         case 'run':
           reply(timed(command.steps, command.case) as unknown as Reply);
@@ -324,7 +335,11 @@ export async function openBlasCoreType(): Promise<string | undefined> {
   return chooseOpenBlasCoreType(cpuinfo);
 }
 
-function childEnv(threads: number, coreType: string | undefined, extra: Record<string, string>): NodeJS.ProcessEnv {
+export function childEnv(
+  threads: number,
+  coreType: string | undefined,
+  extra: Record<string, string>,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
   const t = String(threads);
   env.OMP_NUM_THREADS = t;
@@ -491,13 +506,13 @@ function processCpuSeconds(pid: number): number | null {
 }
 
 /** Above this many cores used by other processes, the harness warns that the figures are unreliable. */
-const OTHER_CPU_WARNING = 0.1;
+export const OTHER_CPU_WARNING = 0.1;
 
 /** USER_HZ; 100 on every Linux configuration Node supports. */
 const CLOCK_TICKS = 100;
 
 /** CPU used by other processes (cores on average) while `pids` and this process ran, measured between two calls. */
-class OtherCpuMeter {
+export class OtherCpuMeter {
   private readonly t0 = performance.now();
   private readonly busy0: number | null;
   private readonly own0: number | null;
@@ -529,13 +544,13 @@ class OtherCpuMeter {
 }
 
 /** Cores kept busy by other processes over `ms` milliseconds before a bench starts. */
-async function otherCpuBefore(ms: number): Promise<number | null> {
+export async function otherCpuBefore(ms: number): Promise<number | null> {
   const meter = new OtherCpuMeter([]);
   await new Promise((resolve) => setTimeout(resolve, ms));
   return meter.otherCores();
 }
 
-function describeInit(init: Reply): string {
+export function describeInit(init: Reply): string {
   const parts: string[] = [];
   if (init.libtorch_version !== undefined) parts.push(`libtorch ${String(init.libtorch_version)}`);
   if (init.torch_version !== undefined) parts.push(`torch ${String(init.torch_version)}`);

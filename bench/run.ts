@@ -15,6 +15,7 @@ import {
   runBench,
   workersDir,
 } from './harness.js';
+import { DDP_DESCRIPTION, runDdpBench } from './ddp.js';
 import type { TinyTransformerConfig } from './models/tiny-transformer.js';
 import type { MatmulCase } from './workers/matmul.js';
 
@@ -293,6 +294,7 @@ const BENCHES: BenchSpec[] = [trainStep, matmul, embed, cptStep, clStep];
 
 function usage(): string {
   const lines = BENCHES.map((b) => `  ${b.name.padEnd(12)} ${b.description}`);
+  lines.push(`  ${'ddp'.padEnd(12)} ${DDP_DESCRIPTION}`);
   return (
     'usage: npm run bench -- <name|all> [--threads N] [--rounds N] [--steps N] [--warmup N] [--seed N] ' +
     '[--python PATH] [--env KEY=VALUE ...]\n\navailable benches:\n' +
@@ -354,13 +356,14 @@ async function main(): Promise<number> {
     throw err;
   }
   const known = new Map(BENCHES.map((b) => [b.name, b]));
-  const unknown = parsed.names.filter((n) => n !== 'all' && !known.has(n));
+  const unknown = parsed.names.filter((n) => n !== 'all' && n !== 'ddp' && !known.has(n));
   if (parsed.names.length === 0 || unknown.length > 0) {
     if (unknown.length > 0) process.stderr.write(`unknown bench: ${unknown.join(', ')}\n`);
     process.stderr.write(usage());
     return 2;
   }
-  const selected = parsed.names.includes('all') ? BENCHES : parsed.names.map((n) => known.get(n)!);
+  const all = parsed.names.includes('all');
+  const selected = all ? BENCHES : parsed.names.filter((n) => n !== 'ddp').map((n) => known.get(n)!);
   for (const spec of selected) {
     const options: BenchOptions = {
       threads: 2,
@@ -374,6 +377,19 @@ async function main(): Promise<number> {
       ...parsed.flags,
     };
     await runBench(spec, options);
+  }
+  if (all || parsed.names.includes('ddp')) {
+    // One libtorch thread per process unless --threads says otherwise.
+    await runDdpBench({
+      threads: 1,
+      rounds: 5,
+      steps: 3,
+      warmup: 2,
+      seed: 1234,
+      python: process.env.PYTHON ?? '/usr/bin/python3',
+      env: {},
+      ...parsed.flags,
+    });
   }
   return 0;
 }

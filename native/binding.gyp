@@ -16,7 +16,8 @@
         "src/ops_nn.cc",
         "src/autograd.cc",
         "src/storage.cc",
-        "src/allocator.cc"
+        "src/allocator.cc",
+        "src/distributed.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GLIBCXX_USE_CXX11_ABI=<(cxx11_abi)"],

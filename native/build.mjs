@@ -44,6 +44,16 @@ if (libtorch) {
   );
 }
 
+// Multi-process training compiles against Gloo's headers (libtorch carries the library); without them the binding
+// still builds, and creating a gloo process group says what to install.
+const glooHeaders = [libtorch && path.join(libtorch, 'include', 'gloo', 'context.h'), '/usr/include/gloo/context.h'];
+if (!glooHeaders.some((h) => h && existsSync(h))) {
+  console.warn(
+    'moca-ts native build: Gloo headers not found (sudo apt-get install -y libgloo-dev); ' +
+      'the binding builds without the gloo backend for multi-process training.',
+  );
+}
+
 let nodeGyp;
 try {
   nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');

@@ -2,6 +2,7 @@
 # Installs everything moca-ts needs on a fresh Debian/Ubuntu machine, then builds it:
 #   - libtorch (Debian's libtorch-dev) unless LIBTORCH points at an official libtorch,
 #   - OpenBLAS (Debian's libtorch otherwise falls back to the reference BLAS, ~50x slower matmuls),
+#   - Gloo's headers (libgloo-dev) for multi-process training on c10d,
 #   - node dependencies (npm ci), the native binding (node-gyp, offline, against this Node's headers),
 #   - the TypeScript build.
 # Pass --with-peer to also install Debian's PyTorch (python3-torch), used by benchmarks and fixture scripts.
@@ -21,6 +22,10 @@ packages=()
 if [ -z "${LIBTORCH:-}" ]; then
   [ -f /usr/include/ATen/ATen.h ] && [ -f /usr/include/torch/csrc/autograd/autograd.h ] || packages+=(libtorch-dev)
   ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so\.0' || packages+=(libopenblas0-openmp)
+fi
+# Gloo's headers (libgloo-dev) for the data-parallel backend; libtorch itself carries its symbols.
+if [ ! -f /usr/include/gloo/context.h ] && { [ -z "${LIBTORCH:-}" ] || [ ! -f "$LIBTORCH/include/gloo/context.h" ]; }; then
+  packages+=(libgloo-dev)
 fi
 if [ "$with_peer" = 1 ]; then
   /usr/bin/python3 -c 'import torch' 2>/dev/null || packages+=(python3-torch)

@@ -1,15 +1,18 @@
 // `moca train cpt`: MoCa stage 1 (modality-aware continual pre-training) from the command line.
 import path from 'node:path';
+import { Writable } from 'node:stream';
 
 import { type Command, Option } from 'commander';
 
 import { MixedCorpus, TokenBudgetBatcher, parseSourceSpec } from '../data/index.js';
 import { Tokenizer } from '../processing/tokenizer.js';
+import { distributed } from '../torch/index.js';
 import { CPT_DEFAULTS as OBJECTIVE_DEFAULTS } from '../train/cpt/objective.js';
 import { CptTask } from '../train/cpt/task.js';
 import { ClTask } from '../train/cl/task.js';
 import { CL_DEFAULTS, CPT_DEFAULTS, train, type TrainerConfig } from '../train/trainer.js';
 import { Progress } from '../util/progress.js';
+import { launchWorkers } from './launch.js';
 import { nonNegativeInt, oneOf, positiveInt } from './options.js';
 
 function positiveNumber(value: string): number {
@@ -60,6 +63,12 @@ interface SharedTrainOptions {
   strict?: boolean;
   minPixels?: number;
   maxPixels?: number;
+  nprocPerNode?: number;
+  nnodes: number;
+  nodeRank: number;
+  masterAddr: string;
+  masterPort: number;
+  distTimeout: number;
 }
 
 type StageDefaults = typeof CPT_DEFAULTS | typeof CL_DEFAULTS;
@@ -93,7 +102,63 @@ function addSharedTrainOptions(cmd: Command, d: StageDefaults, unit: string): Co
     .option('--threads <n>', 'libtorch intra-op threads', positiveInt)
     .option('--strict', 'stop at the first bad row instead of recording it')
     .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
-    .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt);
+    .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt)
+    .option('--nproc-per-node <n>', 'data parallel: start n worker processes on this machine', positiveInt)
+    .option('--nnodes <n>', 'data parallel: machines in the job', positiveInt, 1)
+    .option('--node-rank <r>', 'data parallel: index of this machine (0 … nnodes−1)', nonNegativeInt, 0)
+    .option('--master-addr <host>', "data parallel: rank 0's machine, reachable from all (rendezvous)", '127.0.0.1')
+    .option('--master-port <port>', 'data parallel: rendezvous TCP port on the master', positiveInt, 29500)
+    .option('--dist-timeout <s>', 'data parallel: seconds before a silent peer fails the job', positiveInt, 1800);
+}
+
+/**
+ * Runs a training stage as what this process is: the launcher of --nproc-per-node workers, one worker of a
+ * data-parallel job (RANK / WORLD_SIZE set by our launcher or torchrun: joins the process group first), or a
+ * single process.
+ */
+async function runAs(opts: SharedTrainOptions, stage: () => Promise<number>): Promise<number> {
+  const env = distributed.distributedEnv();
+  if (opts.nprocPerNode !== undefined || opts.nnodes > 1) {
+    if (env !== null) {
+      throw new Error(
+        '--nproc-per-node / --nnodes start worker processes, but RANK and WORLD_SIZE are already set ' +
+          '(started by a launcher such as torchrun?): drop those flags',
+      );
+    }
+    return launchWorkers(
+      process.argv.slice(1),
+      {
+        nprocPerNode: opts.nprocPerNode ?? 1,
+        nnodes: opts.nnodes,
+        nodeRank: opts.nodeRank,
+        masterAddr: opts.masterAddr,
+        masterPort: opts.masterPort,
+      },
+      opts.threads,
+    );
+  }
+  if (env === null || env.worldSize === 1) return stage();
+
+  // A worker. If our launcher dies, stop as on SIGTERM (finish the step, checkpoint).
+  if (process.channel) {
+    process.channel.unref();
+    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  }
+  const where = `[rank ${env.rank}/${env.worldSize}]`;
+  try {
+    await distributed.initProcessGroup({ backend: 'gloo', timeoutMs: opts.distTimeout * 1000 });
+  } catch (e) {
+    throw new Error(`${where} ${(e as Error).message}`);
+  }
+  try {
+    const status = await stage();
+    distributed.destroyProcessGroup();
+    return status;
+  } catch (e) {
+    // Do not wait for the backend's threads: a collective stuck on a dead peer would hold the exit.
+    distributed.destroyProcessGroup(undefined, { abort: true });
+    throw new Error(`${where} ${(e as Error).message}`);
+  }
 }
 
 function trainerConfig(opts: SharedTrainOptions, d: StageDefaults, totalSteps: number): TrainerConfig {
@@ -135,6 +200,16 @@ async function applyThreads(threads: number | undefined): Promise<void> {
   setNumThreads(threads);
 }
 
+/** This process's rank in a data-parallel job (0 otherwise). */
+function rank(): number {
+  return distributed.dataParallelGroup()?.rank ?? 0;
+}
+
+/** Bad rows of rank 0 go to errors.jsonl, those of rank r > 0 to errors.rank-<r>.jsonl. */
+function errorsFile(output: string, defaultPath: string): string {
+  return rank() === 0 ? defaultPath : path.join(output, `errors.rank-${rank()}.jsonl`);
+}
+
 function reportDone(
   stage: string,
   result: Awaited<ReturnType<typeof train>>,
@@ -142,12 +217,13 @@ function reportDone(
   bad: number,
   errors: string,
 ): number {
-  console.error(
-    `moca train ${stage}: ${result.status} at step ${result.step}/${totalSteps}` +
-      (result.exportDir ? `; model → ${result.exportDir}` : '') +
-      `; report → ${path.relative(process.cwd(), result.report) || result.report}` +
-      (bad ? `; ${bad} bad rows → ${errors}` : ''),
-  );
+  if (rank() === 0)
+    console.error(
+      `moca train ${stage}: ${result.status} at step ${result.step}/${totalSteps}` +
+        (result.exportDir ? `; model → ${result.exportDir}` : '') +
+        `; report → ${path.relative(process.cwd(), result.report) || result.report}` +
+        (bad ? `; ${bad} bad rows → ${errors}` : ''),
+    );
   return result.status === 'interrupted' ? 130 : 0;
 }
 
@@ -187,7 +263,7 @@ export function registerTrainCommand(program: Command): void {
       ].join('\n'),
     )
     .action(async (opts: CptCommandOptions) => {
-      process.exitCode = await runCpt(opts);
+      process.exitCode = await runAs(opts, () => runCpt(opts));
     });
 
   const cl = trainCmd.command('cl');
@@ -199,7 +275,7 @@ export function registerTrainCommand(program: Command): void {
       'pair subsets as NAME=PATH[@WEIGHT][#CAP] (JSONL or Parquet; MMEB-train columns or query/positive/negatives)',
     )
     .requiredOption('--output <dir>', 'run directory (metrics, report, checkpoints, final model)')
-    .option('--batch-size <n>', 'pairs per batch', positiveInt, 24)
+    .option('--batch-size <n>', 'pairs per batch (per process under data parallelism)', positiveInt, 24)
     .option('--hard-negatives <n>', 'hard negatives per query (0: in-batch only)', nonNegativeInt, 2)
     .option('--temperature <t>', 'InfoNCE temperature', positiveNumber, 0.03)
     .option('--symmetric', 'add the target→query term')
@@ -228,7 +304,7 @@ export function registerTrainCommand(program: Command): void {
       ].join('\n'),
     )
     .action(async (opts: ClCommandOptions) => {
-      process.exitCode = await runCl(opts);
+      process.exitCode = await runAs(opts, () => runCl(opts));
     });
 }
 
@@ -261,7 +337,7 @@ async function runCl(opts: ClCommandOptions): Promise<number> {
       ...(opts.sharedNegatives ? { sharedNegatives: true } : {}),
     },
     gradCacheChunk: opts.gradCache ? opts.chunkSize : null,
-    errorsFile: ClTask.errorsPath(opts.output),
+    errorsFile: errorsFile(opts.output, ClTask.errorsPath(opts.output)),
     ...(opts.maxSamplesPerSubset === undefined ? {} : { maxSamplesPerSubset: opts.maxSamplesPerSubset }),
   });
   const totalSteps = opts.maxSteps ?? task.stepsFor(opts.epochs, opts.gradAccumulation);
@@ -270,7 +346,13 @@ async function runCl(opts: ClCommandOptions): Promise<number> {
       label: 'cl',
       reportTitle: 'MoCa stage 2 (contrastive fine-tuning)',
     });
-    return reportDone('cl', result, totalSteps, task.errorCount(), ClTask.errorsPath(opts.output));
+    return reportDone(
+      'cl',
+      result,
+      totalSteps,
+      task.errorCount(),
+      errorsFile(opts.output, ClTask.errorsPath(opts.output)),
+    );
   } finally {
     task.close();
   }
@@ -293,14 +375,20 @@ async function planSteps(opts: CptCommandOptions): Promise<number> {
     seed: opts.seed,
     imageCheck: 'header',
   });
-  const progress = new Progress('counting batches', undefined, { unit: 'batches' });
+  const silent = new Writable({ write: (_chunk, _encoding, done) => done() });
+  const progress = new Progress('counting batches', undefined, {
+    unit: 'batches',
+    ...(rank() === 0 ? {} : { stream: silent }),
+  });
   let micro = 0;
   for await (const _ of batcher) {
     micro++;
     progress.update(micro);
   }
   corpus.close();
-  return Math.max(1, Math.ceil(micro / opts.gradAccumulation));
+  // Under data parallelism every rank consumes gradAccumulation micro-batches of the same stream per step.
+  const ranks = distributed.dataParallelGroup()?.size ?? 1;
+  return Math.max(1, Math.ceil(micro / (opts.gradAccumulation * ranks)));
 }
 
 async function runCpt(opts: CptCommandOptions): Promise<number> {
@@ -320,12 +408,18 @@ async function runCpt(opts: CptCommandOptions): Promise<number> {
     },
     tokensPerBatch: opts.tokensPerBatch,
     bufferSize: opts.bufferSize,
-    errorsFile: CptTask.errorsPath(opts.output),
+    errorsFile: errorsFile(opts.output, CptTask.errorsPath(opts.output)),
   });
   try {
     const config = { ...trainerConfig(opts, CPT_DEFAULTS, totalSteps), resumeData: opts.resumeData };
     const result = await train(task, config, { label: 'cpt', reportTitle: 'MoCa stage 1 (continual pre-training)' });
-    return reportDone('cpt', result, totalSteps, task.errorCount(), CptTask.errorsPath(opts.output));
+    return reportDone(
+      'cpt',
+      result,
+      totalSteps,
+      task.errorCount(),
+      errorsFile(opts.output, CptTask.errorsPath(opts.output)),
+    );
   } finally {
     task.close();
   }

@@ -18,3 +18,4 @@ export { SGD, type SGDOptions } from './optim/sgd.js';
 export { clipGradNorm } from './optim/clip.js';
 export * from './optim/lr_scheduler.js';
 export { saveOptimizerState, loadOptimizerState } from './optim/serialize.js';
+export * as distributed from './distributed/index.js';

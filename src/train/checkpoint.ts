@@ -76,6 +76,8 @@ export interface TrainerState {
   metrics_summary: MetricsSummary;
   torch_threads: number;
   saved_at: string;
+  /** Data-parallel runs: every rank's generator (base64) and data state, by rank (rank 0's are also above). */
+  distributed?: { world_size: number; rng_per_rank: string[]; data_state_per_rank: unknown[] };
 }
 
 export interface CheckpointInfo {

@@ -83,6 +83,40 @@ export class MicroBatchAverager {
     for (const [k, s] of this.sums) out[k] = this.summed.has(k) ? s.total : s.total / s.count;
     return out;
   }
+
+  /** The raw sums (JSON), for combining the micro-batches of several data-parallel ranks. */
+  snapshot(): AveragerSnapshot {
+    return {
+      n: this.n,
+      lossSum: this.lossSum,
+      sums: Object.fromEntries([...this.sums].map(([k, s]) => [k, [s.total, s.count]])),
+    };
+  }
+
+  /** One averager over the micro-batches of all the snapshots (e.g. one per rank, in rank order). */
+  static merge(summed: ReadonlySet<string>, snapshots: readonly AveragerSnapshot[]): MicroBatchAverager {
+    const out = new MicroBatchAverager(summed);
+    // Snapshots that went through JSON carry non-finite numbers as null.
+    const num = (x: number | null): number => (x === null ? NaN : x);
+    for (const s of snapshots) {
+      out.n += s.n;
+      out.lossSum += num(s.lossSum);
+      for (const [k, [total, count]] of Object.entries(s.sums)) {
+        const e = out.sums.get(k) ?? { total: 0, count: 0 };
+        e.total += num(total);
+        e.count += count;
+        out.sums.set(k, e);
+      }
+    }
+    return out;
+  }
+}
+
+export interface AveragerSnapshot {
+  n: number;
+  /** null: not finite (JSON). */
+  lossSum: number | null;
+  sums: Record<string, [number | null, number]>;
 }
 
 function describe(v: unknown): string {

@@ -35,6 +35,28 @@
 //   (signals.ts). requestStop() does the same programmatically.
 // - A fresh run refuses an outputDir that already holds checkpoints or metrics unless overwrite is set (then the
 //   earlier checkpoints, metrics.jsonl and report.html are deleted); resume: true with no checkpoint starts fresh.
+//
+// Data parallelism (when a process group of more than one rank is in force: options.processGroup, by default the
+// initialised default group; see data-parallel.ts and docs/training.md):
+// - Every rank runs this loop on its own share of the data (the task shards: each rank must call nextBatch() the
+//   same number of times per step, and dataState() describes that rank's position). Rank 0 decides where to start
+//   (fresh or which checkpoint) and tells the others; all ranks load the same checkpoint; the ranks check that
+//   they agree on the configuration and parameter layout, then take rank 0's parameters (broadcast).
+// - Gradients: the step's last backward is "armed": autograd hooks start bucketed all-reduces (SUM) while backward
+//   continues (not for tasks with lossAndBackward, e.g. GradCache, whose gradients are reduced after backward).
+//   After the micro-batches, the ranks exchange their counts, losses, metrics and flags; the summed gradient is
+//   scaled by k/m (k: gradAccumulation): with m the micro-batches of all ranks, that is the mean over every
+//   micro-batch of the step, exactly as one process doing all m micro-batches. Tasks with gradientReduction 'sum'
+//   (each rank's loss is the loss of the global batch, e.g. InfoNCE with cross-rank negatives, and its backward
+//   a share of that gradient) count global batches instead: m is the batches every rank took a share of, and the
+//   summed shares are each global batch's full gradient. metrics.jsonl's micro_batches is this m.
+// - Decisions are collective: a non-finite loss on any rank skips the step everywhere; the data has ended when it
+//   ended on any rank; a stop (signal, requestStop) on any rank stops every rank after the same step.
+// - Rank 0 alone writes metrics.jsonl (global values: loss and metrics over all ranks' micro-batches, summed
+//   metrics such as tokens summed), progress lines, report.html, checkpoints and the export. A checkpoint also
+//   holds every rank's generator state and data state, so a resume with the same number of ranks continues each
+//   rank exactly; with another number, every rank starts from rank 0's (a warning says so).
+// - Fresh runs seed rank r's generator with seed + r.
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 
@@ -59,6 +81,7 @@ import {
   setRngState,
   stack,
   Tensor,
+  distributed,
 } from '../torch/index.js';
 import {
   CHECKPOINTS_DIR,
@@ -94,6 +117,7 @@ import {
   updateSummary,
   writeReport,
 } from './metrics.js';
+import { DataParallel, type DataParallelOptions, type RankStep } from './data-parallel.js';
 import { GracefulStop, type StopSignal, yieldToEventLoop } from './signals.js';
 
 /** The stage-specific part of training. `B` is whatever a micro-batch is (tensors, token ids, image pixels…). */
@@ -129,6 +153,13 @@ export interface TrainTask<B> {
   /** Frees a micro-batch after its forward/backward. Default: every tensor found in the batch (through arrays,
    * plain objects and Maps) that was not `keep()`-ed is disposed. */
   disposeBatch?(batch: B): void;
+  /**
+   * Data parallelism: how the ranks' gradients combine. 'mean' (default): each rank's loss is a mean over its own
+   * micro-batch, the step's gradient is the mean over all ranks' micro-batches. 'sum': each rank's loss is the loss
+   * of the whole global batch (e.g. a contrastive loss over embeddings gathered from all ranks) and its backward
+   * yields only its local share of that gradient, so the shares are added up.
+   */
+  readonly gradientReduction?: 'mean' | 'sum';
 }
 
 export type LrScheduleKind = 'linear' | 'cosine' | 'constant';
@@ -211,6 +242,11 @@ export interface TrainerOptions<B> {
   reportTitle?: string;
   /** Tests: called before each stage of every checkpoint write (throw to simulate a crash there). */
   checkpointFault?: CheckpointFault;
+  /** Data parallelism over this group (default: the default process group when it has more than one rank; null:
+   * none). Every rank of the group runs the trainer with the same config. */
+  processGroup?: distributed.ProcessGroup | null;
+  /** Gradient bucketing and overlap (data parallelism only). */
+  dataParallel?: DataParallelOptions;
 }
 
 export type TrainStatus = 'completed' | 'data_exhausted' | 'interrupted';
@@ -225,7 +261,7 @@ export interface TrainResult {
   signal: StopSignal | null;
   /** The newest checkpoint directory (null if none was saved or loaded). */
   checkpoint: string | null;
-  /** Where the model was exported (null when interrupted). */
+  /** Where the model was exported (null when interrupted, and on data-parallel ranks other than 0). */
   exportDir: string | null;
   report: string;
   metricsFile: string;
@@ -355,6 +391,8 @@ export class Trainer<B> {
   private readonly label: string;
   private stopRequested = false;
   private running = false;
+  /** False on data-parallel ranks other than 0: they train silently. */
+  private speaks = true;
 
   constructor(
     readonly task: TrainTask<B>,
@@ -373,7 +411,7 @@ export class Trainer<B> {
   }
 
   private say(line: string): void {
-    this.log.write(`${this.label}: ${line}\n`);
+    if (this.speaks) this.log.write(`${this.label}: ${line}\n`);
   }
 
   async run(): Promise<TrainResult> {
@@ -396,31 +434,31 @@ export class Trainer<B> {
     const reportFile = path.join(runDir, REPORT_FILE);
     const maxBadSteps = c.maxBadSteps ?? 10;
     const k = c.gradAccumulation;
-    removeStaleTemporaries(ckRoot);
+    const pg = this.options.processGroup === undefined ? distributed.dataParallelGroup() : this.options.processGroup;
+    const group = pg !== null && pg.size > 1 ? pg : null;
+    const rank = group?.rank ?? 0;
+    const worldSize = group?.size ?? 1;
+    const isMain = rank === 0;
+    this.speaks = isMain;
+    if (isMain) removeStaleTemporaries(ckRoot);
 
     // ---------------------------------------------------------------------------------------- where to start
+    // Rank 0 decides (it alone may delete an earlier run) and tells the others.
     const hasMetrics = existsSync(metricsFile) && statSync(metricsFile).size > 0;
-    let from: CheckpointInfo | null = null;
-    if (c.resume === false) {
-      const existing = listCheckpoints(ckRoot);
-      if (existing.length > 0 || hasMetrics) {
-        const what = existing.length
-          ? `checkpoints up to step ${existing[existing.length - 1]!.step}`
-          : `${METRICS_FILE} of an earlier run`;
-        if (!c.overwrite) {
-          throw new TrainerError(
-            `${runDir} already holds a training run (${what}); resume it (resume: true) or start over (overwrite: true)`,
-          );
-        }
-        this.say(`overwrite: removing the earlier run's ${what} in ${runDir}`);
-        rmSync(ckRoot, { recursive: true, force: true });
-        rmSync(metricsFile, { force: true });
-        rmSync(reportFile, { force: true });
+    const decide = (): { from: CheckpointInfo | null; error?: string } => {
+      try {
+        return { from: this.startingPoint(ckRoot, runDir, metricsFile, reportFile, hasMetrics) };
+      } catch (e) {
+        if (group === null) throw e;
+        return { from: null, error: (e as Error).message };
       }
-    } else {
-      from = typeof c.resume === 'string' ? resolveCheckpoint(c.resume) : latestCheckpoint(ckRoot);
-      if (from === null) this.say(`resume: no checkpoint in ${ckRoot}, starting a fresh run`);
+    };
+    let decision = isMain ? decide() : { from: null };
+    if (group !== null) decision = await distributed.broadcastObject(decision, 0, { group });
+    if (decision.error !== undefined) {
+      throw new TrainerError(isMain ? decision.error : `rank 0 could not start: ${decision.error}`);
     }
+    const from = decision.from;
 
     // ---------------------------------------------------------------------------------------- parameters
     const named = task.namedParameters();
@@ -468,9 +506,19 @@ export class Trainer<B> {
         g.options.eps = c.eps;
         g.options.weightDecay = c.weightDecay;
       }
-      if (c.resumeData ?? true) await task.restoreDataState(st.data_state);
+      // A data-parallel checkpoint holds every rank's data position and generator: each rank takes its own when
+      // the number of ranks is unchanged, else rank 0's.
+      const perRank = st.distributed?.world_size === worldSize ? st.distributed : undefined;
+      if (st.distributed !== undefined && perRank === undefined) {
+        this.say(
+          `note: the checkpoint was written by ${st.distributed.world_size} data-parallel ranks, now ${worldSize}: ` +
+            "every rank continues from rank 0's data position and generator (not an exact continuation)",
+        );
+      }
+      if (c.resumeData ?? true)
+        await task.restoreDataState(perRank ? perRank.data_state_per_rank[rank] : st.data_state);
       // The generator last, so that nothing run while restoring (e.g. by restoreDataState) can advance it.
-      const rngBytes = Buffer.from(st.rng.torch_cpu, 'base64');
+      const rngBytes = Buffer.from(perRank ? perRank.rng_per_rank[rank]! : st.rng.torch_cpu, 'base64');
       const rng = fromBytes(rngBytes, [rngBytes.length], 'uint8');
       try {
         setRngState(rng);
@@ -496,7 +544,7 @@ export class Trainer<B> {
       }
       if (c.resumeData === false) this.say('data position not restored (resumeData: false): data starts over');
     } else {
-      manualSeed(c.seed);
+      manualSeed(c.seed + rank);
       schedule = scheduleSegment(c, 0);
     }
 
@@ -506,10 +554,36 @@ export class Trainer<B> {
     this.scheduler = scheduler;
     this.step = step;
 
-    if (from !== null || hasMetrics) truncateMetrics(metricsFile, step);
-    const metrics = new MetricsLog(metricsFile);
     const startStep = step;
     const nParams = params.reduce((n, p) => n + p.numel(), 0);
+
+    // ---------------------------------------------------------------------------------------- data parallelism
+    let dp: DataParallel | null = null;
+    if (group !== null) {
+      dp = new DataParallel(group, params, this.options.dataParallel);
+      try {
+        await dp.checkSame({
+          parameters: names.map((n, i) => `${n}:${params[i]!.shape.join('x')}:${params[i]!.dtype}`).join(','),
+          step,
+          resumed_from: from?.step ?? null,
+          totalSteps: c.totalSteps,
+          gradAccumulation: k,
+          lr: c.lr,
+          schedule: c.schedule,
+          maxGradNorm: c.maxGradNorm,
+          gradientReduction: task.gradientReduction ?? 'mean',
+          customBackward: task.lossAndBackward !== undefined,
+        });
+        await dp.broadcastParameters(params);
+      } catch (e) {
+        dp.dispose();
+        throw e;
+      }
+    }
+    const reduction = task.gradientReduction ?? 'mean';
+
+    if (isMain && (from !== null || hasMetrics)) truncateMetrics(metricsFile, step);
+    const metrics = isMain ? new MetricsLog(metricsFile) : null;
     if (from === null) {
       this.say(
         `fresh run in ${runDir}: ${nParams.toLocaleString('en-US')} trainable parameters in ${params.length} tensors · ` +
@@ -517,13 +591,22 @@ export class Trainer<B> {
           `${schedule.warmup_steps} · clip ${c.maxGradNorm ?? 'none'}`,
       );
     }
+    if (dp !== null) {
+      this.say(
+        `data parallel: ${worldSize} ranks (${group!.backend}); ${k} micro-batch(es) per rank and step → ` +
+          `${k * worldSize} per step; gradients ${reduction === 'sum' ? 'summed (global-batch loss)' : 'averaged'} ` +
+          `in buckets${dp.overlap && !task.lossAndBackward ? ', overlapped with backward' : ' after backward'}`,
+      );
+    }
 
     const summedMetrics = new Set(task.summedMetrics ?? ['tokens']);
     const stop = new GracefulStop({ log: (m) => this.say(m) });
     if (this.options.handleSignals ?? true) stop.install();
 
-    const saveCheckpoint = (): CheckpointInfo => {
-      metrics.sync();
+    let lastSavedStep = from !== null && path.dirname(from.dir) === ckRoot ? from.step : -1;
+    // Collective under data parallelism (every rank's generator and data state travel to rank 0).
+    const saveCheckpoint = async (): Promise<void> => {
+      metrics?.sync();
       const rngState = getRngState();
       let rngB64: string;
       try {
@@ -537,6 +620,17 @@ export class Trainer<B> {
       } catch (e) {
         throw new TrainerError(`task.dataState() is not JSON-serialisable: ${(e as Error).message}`);
       }
+      let perRank: TrainerState['distributed'];
+      if (dp !== null) {
+        const all = await dp.gather({ rng: rngB64, data: dataState });
+        perRank = {
+          world_size: worldSize,
+          rng_per_rank: all.map((a) => a.rng),
+          data_state_per_rank: all.map((a) => a.data),
+        };
+      }
+      lastSavedStep = step;
+      if (!isMain) return;
       const state: TrainerState = {
         format: STATE_FORMAT,
         version: 1,
@@ -555,6 +649,7 @@ export class Trainer<B> {
         metrics_summary: summary,
         torch_threads: getNumThreads(),
         saved_at: new Date().toISOString(),
+        ...(perRank ? { distributed: perRank } : {}),
       };
       const fault = this.options.checkpointFault;
       const info = writeCheckpointDir(
@@ -574,10 +669,10 @@ export class Trainer<B> {
       saved.last = info;
       this.say(`checkpoint saved: ${info.dir}`);
       report('in progress');
-      return info;
     };
 
     const report = (status: string): void => {
+      if (!isMain) return;
       const records = readMetrics(metricsFile);
       writeReport(reportFile, records, {
         title: this.options.reportTitle ?? `Training report — ${path.basename(runDir)}`,
@@ -612,14 +707,20 @@ export class Trainer<B> {
     let lastNorm: number | null = null;
     sessionStart = performance.now();
 
+    // A stop is requested on this rank; under data parallelism every rank stops when any rank asks.
+    const stopAgreed = async (): Promise<boolean> => {
+      const mine = stop.requested !== null || this.stopRequested;
+      return dp !== null ? dp.anyRank(mine) : mine;
+    };
+
     try {
       while (step < c.totalSteps) {
-        if (stop.requested !== null || this.stopRequested) {
+        if (await stopAgreed()) {
           status = 'interrupted';
           break;
         }
         const t0 = performance.now();
-        const acc = new MicroBatchAverager(summedMetrics);
+        let acc = new MicroBatchAverager(summedMetrics);
         let nonFinite = false;
         for (let i = 0; i < k; i++) {
           const batch = await task.nextBatch();
@@ -627,7 +728,8 @@ export class Trainer<B> {
             dataEnded = true;
             break;
           }
-          microBatches++;
+          // The step's last backward starts the gradient all-reduces from its hooks (data parallelism).
+          if (dp !== null && i === k - 1 && !task.lossAndBackward) dp.armForLastBackward();
           try {
             const r = scope(() => {
               if (task.lossAndBackward) {
@@ -660,14 +762,43 @@ export class Trainer<B> {
             else disposeTensorsIn(batch);
           }
         }
-        const m = acc.count;
+        let m = acc.count;
+        if (dp !== null) {
+          // Reduce the gradients (the buckets backward did not start) while the ranks exchange their accounts.
+          const gradientWork = dp.startGradientReduction();
+          const all: RankStep[] = await dp.exchangeStep({ averager: acc.snapshot(), nonFinite, dataEnded });
+          await gradientWork.wait();
+          acc = MicroBatchAverager.merge(
+            summedMetrics,
+            all.map((a) => a.averager),
+          );
+          nonFinite = all.some((a) => a.nonFinite);
+          dataEnded = all.some((a) => a.dataEnded);
+          if (reduction === 'mean') {
+            m = acc.count; // distinct micro-batches of all ranks
+          } else {
+            // Every rank holds a share of the same global batches.
+            const counts = all.map((a) => a.averager.n);
+            if (counts.some((n) => n !== counts[0])) {
+              throw new TrainerError(
+                `data-parallel ranks processed different numbers of global batches in step ${step + 1} ` +
+                  `(${counts.join(', ')}): a task with gradientReduction 'sum' must give every rank a share of each batch`,
+              );
+            }
+            m = counts[0]!;
+          }
+          // Σ_ranks of gradients that were each divided by k, times k/m: the mean over the step's m micro-batches
+          // ('mean': the ranks' micro-batches; 'sum': global batches, whose gradient is the sum of the rank shares).
+          dp.applyReducedGradients(m === 0 ? 1 : k / m);
+        }
+        microBatches += m;
         if (m === 0) break; // the data ended at a step boundary
 
         // A partial accumulation (end of data) was divided by k: rescale so it is the mean over its m micro-batches.
         let norm: number | null = null;
         let skipped = nonFinite;
         if (!skipped) {
-          if (m < k) scaleGrads(params, k / m);
+          if (dp === null && m < k) scaleGrads(params, k / m);
           norm = c.maxGradNorm !== null ? clipGradNorm(params, c.maxGradNorm) : gradNorm(params);
           if (!Number.isFinite(norm)) skipped = true;
         }
@@ -706,7 +837,7 @@ export class Trainer<B> {
         } else {
           bad.consecutive = 0;
         }
-        metrics.append(record);
+        metrics?.append(record);
         updateSummary(summary, record);
 
         // Progress: means over the steps since the last line.
@@ -726,7 +857,7 @@ export class Trainer<B> {
         if (stepTokens !== undefined) win.tokens += stepTokens;
         lastLr = lr;
         if (norm !== null) lastNorm = norm;
-        if (step % c.logEvery === 0 || step === c.totalSteps || dataEnded) {
+        if (isMain && (step % c.logEvery === 0 || step === c.totalSteps || dataEnded)) {
           const hasTokens = stepTokens !== undefined;
           this.log.write(
             progressLine(
@@ -750,28 +881,39 @@ export class Trainer<B> {
           win.metrics.clear();
         }
 
+        if (dp !== null && !task.lossAndBackward) await dp.rebuildBucketsOnce();
         await this.options.onStep?.(record, this);
 
         if (bad.consecutive > maxBadSteps) {
-          saveCheckpoint();
+          await saveCheckpoint();
           report('stopped: too many non-finite steps');
           throw new TrainerError(
             `${bad.consecutive} consecutive steps had a non-finite loss or gradient (limit maxBadSteps = ${maxBadSteps}); ` +
               `stopped at step ${step} after saving a checkpoint. Lower the learning rate or inspect the data.`,
           );
         }
-        if (c.saveEvery > 0 && step % c.saveEvery === 0) saveCheckpoint();
+        if (c.saveEvery > 0 && step % c.saveEvery === 0) await saveCheckpoint();
         if (dataEnded) break;
         await yieldToEventLoop();
       }
 
       // A stop requested during the last step still skips the export (a resume then only exports).
-      if (stop.requested !== null || this.stopRequested) status = 'interrupted';
+      if (status === 'interrupted' || (await stopAgreed())) status = 'interrupted';
       else if (step < c.totalSteps) status = 'data_exhausted';
-      if (saved.last === null || saved.last.step !== step) saveCheckpoint();
+      if (lastSavedStep !== step) await saveCheckpoint();
     } finally {
       stop.remove();
-      metrics.close();
+      metrics?.close();
+      if (dp !== null) {
+        const st = dp.reducerStats();
+        if (st.launched > 0) {
+          this.say(
+            `data parallel: ${st.launchedDuringBackward} of ${st.launched} gradient bucket all-reduces started ` +
+              `during backward (${st.buckets} buckets)`,
+          );
+        }
+        dp.dispose();
+      }
       // The AdamW moments (2× the trainable parameters) are in the checkpoint now; free them before the export.
       optimizer.dispose();
     }
@@ -789,6 +931,8 @@ export class Trainer<B> {
       lastLoss: lastFiniteLoss(summary),
     };
 
+    if (!isMain) return result; // rank 0 reports and exports
+
     if (status === 'interrupted') {
       report('interrupted');
       this.say(
@@ -805,6 +949,38 @@ export class Trainer<B> {
     report(status === 'completed' ? 'completed' : 'data exhausted');
     this.say(`done: step ${step}, model exported to ${exportDir}, report ${reportFile}`);
     return result;
+  }
+
+  /** Fresh run (after checking, or with overwrite clearing, outputDir) or the checkpoint to resume from. */
+  private startingPoint(
+    ckRoot: string,
+    runDir: string,
+    metricsFile: string,
+    reportFile: string,
+    hasMetrics: boolean,
+  ): CheckpointInfo | null {
+    const c = this.config;
+    if (c.resume === false) {
+      const existing = listCheckpoints(ckRoot);
+      if (existing.length > 0 || hasMetrics) {
+        const what = existing.length
+          ? `checkpoints up to step ${existing[existing.length - 1]!.step}`
+          : `${METRICS_FILE} of an earlier run`;
+        if (!c.overwrite) {
+          throw new TrainerError(
+            `${runDir} already holds a training run (${what}); resume it (resume: true) or start over (overwrite: true)`,
+          );
+        }
+        this.say(`overwrite: removing the earlier run's ${what} in ${runDir}`);
+        rmSync(ckRoot, { recursive: true, force: true });
+        rmSync(metricsFile, { force: true });
+        rmSync(reportFile, { force: true });
+      }
+      return null;
+    }
+    const from = typeof c.resume === 'string' ? resolveCheckpoint(c.resume) : latestCheckpoint(ckRoot);
+    if (from === null) this.say(`resume: no checkpoint in ${ckRoot}, starting a fresh run`);
+    return from;
   }
 
   private reportConfigChanges(st: TrainerState, schedule: ScheduleState): void {

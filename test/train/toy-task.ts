@@ -26,6 +26,8 @@ export interface ToyOptions {
   nanAll?: boolean;
   /** Prefix of parameter names (to provoke name mismatches). */
   prefix?: string;
+  /** Data parallelism: this rank takes the batches whose index is rank modulo worldSize. */
+  shard?: { rank: number; worldSize: number };
 }
 
 export class ToyMlp extends Module {
@@ -92,6 +94,7 @@ export class ToyTask implements TrainTask<ToyBatch> {
       nanAtBatches: [],
       nanAll: false,
       prefix: '',
+      shard: { rank: 0, worldSize: 1 },
       ...options,
     };
     this.model = new ToyMlp(this.opts.inDim, this.opts.hidden, this.opts.dtype, this.opts.dropout);
@@ -102,7 +105,8 @@ export class ToyTask implements TrainTask<ToyBatch> {
   }
 
   async nextBatch(): Promise<ToyBatch | null> {
-    const { batchSize, numSamples, inDim, seed, dtype } = this.opts;
+    const { batchSize, numSamples, inDim, seed, dtype, shard } = this.opts;
+    while (this.next % shard.worldSize !== shard.rank) this.next++;
     const start = this.next * batchSize;
     if (start >= numSamples) return null;
     if (this.opts.delayMs > 0) await new Promise((r) => setTimeout(r, this.opts.delayMs));

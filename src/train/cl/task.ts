@@ -1,4 +1,17 @@
 // Stage 2 as a trainer task: task-aware (or mixed) batches of pairs → InfoNCE, plain or with GradCache.
+//
+// Data parallelism (a process group of W > 1 ranks): `batchSize` is per rank. Every rank runs the same sampler over
+// global batches of batchSize · W pairs — so in task mode all ranks are on the same subset at every step — and
+// takes its contiguous slice (rank r: rows [r·n/W, (r+1)·n/W) of an n-row batch). The loss is InfoNCE over the
+// GLOBAL batch: each rank embeds its slice, the embeddings of all ranks are gathered (crossRankEmbeddings: the local
+// slice keeps its autograd graph, the others are constants) and every query is scored against all W·B positives
+// (and hard negatives). Every rank thus computes the same loss value L and, by backward, its own share ∂L/∂θ
+// through its slice; the true gradient of L is the SUM of the shares, which the trainer forms
+// (gradientReduction 'sum'). The reference averages these shares over the ranks (DDP's default), i.e. divides the
+// gradient by the world size; we don't: W ranks × batch B train exactly like one process with batch W·B.
+// GradCache composes: the cached embeddings are gathered the same way, the loss gradient w.r.t. the local
+// embeddings is back-propagated chunk by chunk, and the shares are summed after backward.
+// A global batch is skipped (on every rank) when some rank has no usable row or fewer than 2 rows remain in all.
 import path from 'node:path';
 
 import { loadPairDataset, type PairDataset, type PairSide, TaskBatchSampler } from '../../data/pairs/index.js';
@@ -6,12 +19,13 @@ import { type AttentionMode, loadQwen25VL, type Pooling, type Qwen25VLModel } fr
 import { loadImageProcessorConfig, Qwen2VLImageProcessor } from '../../processing/image/index.js';
 import { imageTokenIds, type SequenceItem } from '../../processing/sequence.js';
 import { Tokenizer } from '../../processing/tokenizer.js';
-import { autocast, type DTypeLike, type Parameter, type Tensor } from '../../torch/index.js';
+import { autocast, distributed, type DTypeLike, type Parameter, type Tensor } from '../../torch/index.js';
 import { ErrorLog } from '../../util/output.js';
 import { exportEmbeddingModel } from '../export.js';
 import type { TrainTask } from '../trainer.js';
 import { gradCache } from './grad-cache.js';
 import { embedItems, type PairImage, prepareSide, type Preprocessor } from './inputs.js';
+import { crossRankEmbeddings } from './cross-rank.js';
 import { infoNce, type InfoNceOptions } from './loss.js';
 
 export interface ClTaskOptions {
@@ -43,6 +57,9 @@ export interface ClTaskOptions {
   attention?: AttentionMode;
   /** Pooling of the embeddings (default mean, as MoCa). */
   pooling?: Pooling;
+  /** Data parallelism: the process group whose ranks share each global batch (default: the default group when it
+   * has more than one rank; null: none). */
+  group?: distributed.ProcessGroup | null;
 }
 
 export interface ClBatch {
@@ -52,11 +69,15 @@ export interface ClBatch {
   negatives: SequenceItem[];
   k: number;
   subset: string | null;
+  /** Data parallelism: the rows of every rank's slice of the global batch (in rank order). */
+  rankRows?: number[];
 }
 
 export class ClTask implements TrainTask<ClBatch> {
   readonly summedMetrics = ['pairs', 'dropped_pairs'];
   lossAndBackward?: (batch: ClBatch, gradScale: number) => { value: number; metrics: Record<string, number> };
+  /** Under data parallelism each rank's loss is the global batch's, its gradient a share (see the header). */
+  readonly gradientReduction: 'mean' | 'sum';
 
   private constructor(
     readonly model: Qwen25VLModel,
@@ -66,7 +87,9 @@ export class ClTask implements TrainTask<ClBatch> {
     readonly sampler: TaskBatchSampler,
     private readonly errors: ErrorLog,
     private readonly options: ClTaskOptions,
+    readonly group: distributed.ProcessGroup | null,
   ) {
+    this.gradientReduction = group !== null ? 'sum' : 'mean';
     if (options.gradCacheChunk !== null) {
       const chunk = options.gradCacheChunk;
       this.lossAndBackward = (batch, gradScale) =>
@@ -95,17 +118,19 @@ export class ClTask implements TrainTask<ClBatch> {
       ...(options.maxSamplesPerSubset === undefined ? {} : { maxSamples: options.maxSamplesPerSubset }),
     });
     if (dataset.size < 2) throw new Error(`the training pairs hold ${dataset.size} usable rows; at least 2 are needed`);
+    const pg = options.group === undefined ? distributed.dataParallelGroup() : options.group;
+    const group = pg !== null && pg.size > 1 ? pg : null;
     const sampler = new TaskBatchSampler({
       subsets: dataset.samplerSubsets(),
-      batchSize: options.batchSize,
+      batchSize: options.batchSize * (group?.size ?? 1),
       mode: options.batching,
       weights: dataset.samplerWeights(),
       seed: options.seed ?? 0,
     });
-    return new ClTask(model, tokenizer, imageProcessor, dataset, sampler, errors, options);
+    return new ClTask(model, tokenizer, imageProcessor, dataset, sampler, errors, options, group);
   }
 
-  /** Optimizer steps in `epochs` passes with `gradAccumulation` batches per step. */
+  /** Optimizer steps in `epochs` passes with `gradAccumulation` (global) batches per step. */
   stepsFor(epochs: number, gradAccumulation: number): number {
     return Math.max(1, Math.ceil((this.sampler.batchesPerEpoch * epochs) / gradAccumulation));
   }
@@ -120,10 +145,15 @@ export class ClTask implements TrainTask<ClBatch> {
 
   async nextBatch(): Promise<ClBatch | null> {
     const epochs = this.options.epochs ?? 1;
+    const world = this.group?.size ?? 1;
+    const rank = this.group?.rank ?? 0;
     for (;;) {
       const ib = this.sampler.next();
       if (ib.epoch >= epochs) return null;
-      const samples = this.dataset.batch(ib.indices);
+      // This rank's contiguous slice of the global batch.
+      const n = ib.indices.length;
+      const slice = ib.indices.slice(Math.floor((rank * n) / world), Math.floor(((rank + 1) * n) / world));
+      const samples = this.dataset.batch(slice);
       const rows: { q: SequenceItem; p: SequenceItem; n: SequenceItem[] }[] = [];
       for (const s of samples) {
         try {
@@ -137,15 +167,25 @@ export class ClTask implements TrainTask<ClBatch> {
           this.errors.record({ subset: s.subset, id: s.id, row: s.row, stage: 'prepare', error: (e as Error).message });
         }
       }
-      if (rows.length < 2) continue; // a contrastive batch needs at least two pairs
       // Rows of a batch share one hard-negative count; a subset without negatives trains on in-batch ones only.
-      const k = Math.min(...rows.map((r) => r.n.length));
+      let k = rows.length ? Math.min(...rows.map((r) => r.n.length)) : 0;
+      let rankRows: number[] | undefined;
+      if (this.group !== null) {
+        // Every rank must agree on skipping the batch and on k (the gathered negatives have one shape).
+        const all = await distributed.allGatherObject({ rows: rows.length, k }, { group: this.group });
+        rankRows = all.map((a) => a.rows);
+        if (rankRows.some((r) => r === 0) || rankRows.reduce((a, b) => a + b, 0) < 2) continue;
+        k = Math.min(...all.map((a) => a.k));
+      } else if (rows.length < 2) {
+        continue; // a contrastive batch needs at least two pairs
+      }
       return {
         queries: rows.map((r) => r.q),
         positives: rows.map((r) => r.p),
         negatives: rows.flatMap((r) => r.n.slice(0, k)),
         k,
         subset: ib.subset === null ? null : (this.dataset.subsets[ib.subset]?.name ?? null),
+        ...(rankRows ? { rankRows } : {}),
       };
     }
   }
@@ -164,7 +204,24 @@ export class ClTask implements TrainTask<ClBatch> {
     return this.options.autocast ? autocast(this.options.autocast, fn) : fn();
   }
 
+  /** InfoNCE of the batch from its local embeddings (queries, positives[, negatives]); under data parallelism
+   * over the global batch (the other ranks' embeddings gathered). */
   private lossOf(batch: ClBatch, e: Tensor[]): ReturnType<typeof infoNce> {
+    if (this.group !== null && batch.rankRows) {
+      const rows = batch.rankRows;
+      const total = rows.reduce((a, b) => a + b, 0);
+      const q = crossRankEmbeddings(e[0]!, rows, this.group);
+      const p = crossRankEmbeddings(e[1]!, rows, this.group);
+      const n =
+        batch.k > 0
+          ? crossRankEmbeddings(
+              e[2]!,
+              rows.map((r) => r * batch.k),
+              this.group,
+            ).view(total, batch.k, -1)
+          : null;
+      return infoNce(q, p, n, this.options.loss);
+    }
     const b = batch.queries.length;
     return infoNce(e[0]!, e[1]!, batch.k > 0 ? e[2]!.view(b, batch.k, -1) : null, this.options.loss);
   }

@@ -1,4 +1,13 @@
 // Stage 1 as a trainer task: token-budget micro-batches of interleaved documents → MLM + MAE loss.
+//
+// Masks: before each micro-batch's forward, libtorch's generator is seeded from (seed, the micro-batch's position in
+// the batch stream), so a micro-batch gets the same masks whichever rank and accumulation slot processes it, and
+// a data-parallel run draws exactly the masks of a single-process run over the same micro-batches.
+//
+// Data parallelism: every rank reads the whole (seeded, identical) batch stream — documents are only measured
+// for bucketing, which is cheap — and keeps the micro-batches whose stream index is its rank modulo the world
+// size; images are decoded and processed only for those. Each rank thus trains on distinct token-budget
+// micro-batches of about equal cost, and `gradAccumulation · worldSize` micro-batches make an optimizer step.
 import path from 'node:path';
 
 import { MixedCorpus, prepareSample, TokenBudgetBatcher, type SourceSpec } from '../../data/index.js';
@@ -8,6 +17,7 @@ import { batchToTensors, buildBatch, imageTokenIds } from '../../processing/sequ
 import { Tokenizer } from '../../processing/tokenizer.js';
 import {
   autocast,
+  distributed,
   type DTypeLike,
   loadSafetensors,
   manualSeed,
@@ -41,9 +51,23 @@ export interface CptTaskOptions {
   headsFile?: string;
   /** Mixed precision: run the forward under CPU autocast in this dtype (float32 master weights). */
   autocast?: 'bfloat16';
+  /** Data parallelism: this rank's share of the micro-batch stream (default: from the default process group when
+   * it has more than one rank, else rank 0 of 1). */
+  shard?: { rank: number; worldSize: number };
 }
 
-type TrainBatch = CptBatch & { documents: number };
+type TrainBatch = CptBatch & { documents: number; index: number };
+
+/** The generator seed of micro-batch `index` (a 53-bit integer mixed from the run seed and the index). */
+export function microBatchSeed(seed: number, index: number): number {
+  const mix = (a: number, b: number): number => {
+    let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 0x632be5ab, 0xc2b2ae35);
+    h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+    h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
+    return (h ^ (h >>> 16)) >>> 0;
+  };
+  return (mix(seed, index) % 2 ** 21) * 2 ** 32 + mix(index, seed ^ 0x5bd1e995);
+}
 
 /**
  * Adds `<|mask|>` to the tokenizer when absent, at the next id, which must be an existing embedding row (MoCa
@@ -64,6 +88,7 @@ export function ensureMaskToken(tokenizer: Tokenizer, vocabRows: number): number
 
 export class CptTask implements TrainTask<TrainBatch> {
   readonly summedMetrics = ['tokens', 'masked_tokens', 'masked_patches', 'documents'];
+  readonly shard: { rank: number; worldSize: number };
 
   private constructor(
     readonly model: Qwen25VLModel,
@@ -75,7 +100,14 @@ export class CptTask implements TrainTask<TrainBatch> {
     private readonly corpus: MixedCorpus,
     private readonly errors: ErrorLog,
     private readonly options: CptTaskOptions,
-  ) {}
+  ) {
+    const group = distributed.dataParallelGroup();
+    this.shard = options.shard ?? { rank: group?.rank ?? 0, worldSize: group?.size ?? 1 };
+    const { rank, worldSize } = this.shard;
+    if (!(Number.isInteger(worldSize) && worldSize >= 1 && Number.isInteger(rank) && rank >= 0 && rank < worldSize)) {
+      throw new RangeError(`CptTask: shard rank ${rank} is outside a world of ${worldSize}`);
+    }
+  }
 
   static async create(options: CptTaskOptions): Promise<CptTask> {
     const tokenizer = Tokenizer.fromDir(options.modelDir);
@@ -125,9 +157,11 @@ export class CptTask implements TrainTask<TrainBatch> {
   }
 
   async nextBatch(): Promise<TrainBatch | null> {
+    const { rank, worldSize } = this.shard;
     for (;;) {
       const micro = await this.batcher.next();
       if (micro === null) return null;
+      if (micro.index % worldSize !== rank) continue; // another rank's micro-batch
       const items = [];
       for (const s of micro.samples) {
         try {
@@ -153,11 +187,13 @@ export class CptTask implements TrainTask<TrainBatch> {
         pixelValues: t.pixelValues === null ? null : (t.pixelValues.to(this.model.dtype) as Tensor),
         imageGridThw: batch.imageGridThw.map((g) => [g[0], g[1], g[2]] as const),
         documents: items.length,
+        index: micro.index,
       };
     }
   }
 
   loss(batch: TrainBatch): { loss: Tensor; metrics: Record<string, number> } {
+    manualSeed(microBatchSeed(this.options.seed ?? 0, batch.index));
     const dtype = this.options.autocast;
     const out = dtype ? autocast(dtype, () => this.objective.loss(batch)) : this.objective.loss(batch);
     // The trainer records the total loss itself; the task reports its parts.
