@@ -17,6 +17,7 @@ import {
 } from './harness.js';
 import type { TinyTransformerConfig } from './models/tiny-transformer.js';
 import type { MatmulCase } from './workers/matmul.js';
+import { runServeBench, SERVE_BENCH_DESCRIPTION } from './workers/serve-bench.js';
 
 const med = (xs: number[] | undefined): number | null => (xs && xs.length > 0 ? round(median(xs)) : null);
 
@@ -291,8 +292,25 @@ const clStep: BenchSpec = {
 
 const BENCHES: BenchSpec[] = [trainStep, matmul, embed, cptStep, clStep];
 
+/** Benches with their own runner instead of the ours-vs-PyTorch harness (ours vs ours). */
+interface CustomBench {
+  name: string;
+  description: string;
+  defaults: Partial<Pick<BenchOptions, 'rounds' | 'steps' | 'warmup'>>;
+  run(options: BenchOptions): Promise<void>;
+}
+
+const serve: CustomBench = {
+  name: 'serve',
+  description: SERVE_BENCH_DESCRIPTION,
+  defaults: { rounds: 3, warmup: 1 },
+  run: runServeBench,
+};
+
+const CUSTOM_BENCHES: CustomBench[] = [serve];
+
 function usage(): string {
-  const lines = BENCHES.map((b) => `  ${b.name.padEnd(12)} ${b.description}`);
+  const lines = [...BENCHES, ...CUSTOM_BENCHES].map((b) => `  ${b.name.padEnd(12)} ${b.description}`);
   return (
     'usage: npm run bench -- <name|all> [--threads N] [--rounds N] [--steps N] [--warmup N] [--seed N] ' +
     '[--python PATH] [--env KEY=VALUE ...]\n\navailable benches:\n' +
@@ -353,14 +371,16 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  const known = new Map(BENCHES.map((b) => [b.name, b]));
+  const known = new Map<string, BenchSpec | CustomBench>([...BENCHES, ...CUSTOM_BENCHES].map((b) => [b.name, b]));
   const unknown = parsed.names.filter((n) => n !== 'all' && !known.has(n));
   if (parsed.names.length === 0 || unknown.length > 0) {
     if (unknown.length > 0) process.stderr.write(`unknown bench: ${unknown.join(', ')}\n`);
     process.stderr.write(usage());
     return 2;
   }
-  const selected = parsed.names.includes('all') ? BENCHES : parsed.names.map((n) => known.get(n)!);
+  const selected = parsed.names.includes('all')
+    ? [...BENCHES, ...CUSTOM_BENCHES]
+    : parsed.names.map((n) => known.get(n)!);
   for (const spec of selected) {
     const options: BenchOptions = {
       threads: 2,
@@ -373,7 +393,8 @@ async function main(): Promise<number> {
       ...spec.defaults,
       ...parsed.flags,
     };
-    await runBench(spec, options);
+    if ('run' in spec) await spec.run(options);
+    else await runBench(spec, options);
   }
   return 0;
 }
