@@ -18,6 +18,7 @@ import {
 import { DDP_DESCRIPTION, runDdpBench } from './ddp.js';
 import type { TinyTransformerConfig } from './models/tiny-transformer.js';
 import type { MatmulCase } from './workers/matmul.js';
+import { runServeBench, SERVE_BENCH_DESCRIPTION } from './workers/serve-bench.js';
 
 const med = (xs: number[] | undefined): number | null => (xs && xs.length > 0 ? round(median(xs)) : null);
 
@@ -292,8 +293,25 @@ const clStep: BenchSpec = {
 
 const BENCHES: BenchSpec[] = [trainStep, matmul, embed, cptStep, clStep];
 
+/** Benches with their own runner instead of the ours-vs-PyTorch harness (ours vs ours). */
+interface CustomBench {
+  name: string;
+  description: string;
+  defaults: Partial<Pick<BenchOptions, 'rounds' | 'steps' | 'warmup'>>;
+  run(options: BenchOptions): Promise<void>;
+}
+
+const serve: CustomBench = {
+  name: 'serve',
+  description: SERVE_BENCH_DESCRIPTION,
+  defaults: { rounds: 3, warmup: 1 },
+  run: runServeBench,
+};
+
+const CUSTOM_BENCHES: CustomBench[] = [serve];
+
 function usage(): string {
-  const lines = BENCHES.map((b) => `  ${b.name.padEnd(12)} ${b.description}`);
+  const lines = [...BENCHES, ...CUSTOM_BENCHES].map((b) => `  ${b.name.padEnd(12)} ${b.description}`);
   lines.push(`  ${'ddp'.padEnd(12)} ${DDP_DESCRIPTION}`);
   return (
     'usage: npm run bench -- <name|all> [--threads N] [--rounds N] [--steps N] [--warmup N] [--seed N] ' +
@@ -355,7 +373,7 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  const known = new Map(BENCHES.map((b) => [b.name, b]));
+  const known = new Map<string, BenchSpec | CustomBench>([...BENCHES, ...CUSTOM_BENCHES].map((b) => [b.name, b]));
   const unknown = parsed.names.filter((n) => n !== 'all' && n !== 'ddp' && !known.has(n));
   if (parsed.names.length === 0 || unknown.length > 0) {
     if (unknown.length > 0) process.stderr.write(`unknown bench: ${unknown.join(', ')}\n`);
@@ -363,7 +381,9 @@ async function main(): Promise<number> {
     return 2;
   }
   const all = parsed.names.includes('all');
-  const selected = all ? BENCHES : parsed.names.filter((n) => n !== 'ddp').map((n) => known.get(n)!);
+  const selected = all
+    ? [...BENCHES, ...CUSTOM_BENCHES]
+    : parsed.names.filter((n) => n !== 'ddp').map((n) => known.get(n)!);
   for (const spec of selected) {
     const options: BenchOptions = {
       threads: 2,
@@ -376,7 +396,8 @@ async function main(): Promise<number> {
       ...spec.defaults,
       ...parsed.flags,
     };
-    await runBench(spec, options);
+    if ('run' in spec) await spec.run(options);
+    else await runBench(spec, options);
   }
   if (all || parsed.names.includes('ddp')) {
     // One libtorch thread per process unless --threads says otherwise.

@@ -3,6 +3,7 @@
 #   - libtorch (Debian's libtorch-dev) unless LIBTORCH points at an official libtorch,
 #   - OpenBLAS (Debian's libtorch otherwise falls back to the reference BLAS, ~50x slower matmuls),
 #   - Gloo's headers (libgloo-dev) for multi-process training on c10d,
+#   - Debian's chromium (the search-page test drives it headless),
 #   - node dependencies (npm ci), the native binding (node-gyp, offline, against this Node's headers),
 #   - the TypeScript build.
 # Pass --with-peer to also install Debian's PyTorch (python3-torch), used by benchmarks and fixture scripts.
@@ -31,6 +32,8 @@ if [ "$with_peer" = 1 ]; then
   /usr/bin/python3 -c 'import torch' 2>/dev/null || packages+=(python3-torch)
 fi
 if ! command -v g++ >/dev/null || ! command -v make >/dev/null; then packages+=(g++ make); fi
+# Headless Chromium for the search-page test (driven by playwright-core; no browser download).
+[ -x /usr/bin/chromium ] || packages+=(chromium)
 
 if [ ${#packages[@]} -gt 0 ]; then
   echo "setup: installing ${packages[*]} (apt)" >&2

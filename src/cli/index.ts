@@ -8,6 +8,8 @@ import { registerEmbedCommand } from './embed.js';
 import { registerEvalCommand } from './eval.js';
 import { registerInfoCommand } from './info.js';
 import { registerInitCommand } from './init.js';
+import { registerSearchCommands } from './search.js';
+import { registerServeCommand } from './serve.js';
 import { registerTokenizeCommand } from './tokenize.js';
 import { registerTrainCommand } from './train.js';
 
@@ -34,6 +36,8 @@ export function buildProgram(): Command {
   registerTokenizeCommand(program);
   registerTrainCommand(program);
   registerEvalCommand(program);
+  registerSearchCommands(program);
+  registerServeCommand(program);
   registerInitCommand(program);
   registerInfoCommand(program);
   return program;

@@ -89,7 +89,7 @@ export const DEMO_SETTINGS: Readonly<Record<DemoScale, DemoSettings>> = {
     scale: 'default',
     lm: { steps: 150, lr: 1e-3, warmupRatio: 0.05, tokensPerBatch: 4096 },
     cpt: { steps: 80, lr: 5e-4, warmupRatio: 0.1, tokensPerBatch: 4096 },
-    cl: { steps: 80, lr: 3e-4, warmupRatio: 0.1, batchSize: 32, hardNegatives: 1, temperature: 0.1 },
+    cl: { steps: 300, lr: 3e-4, warmupRatio: 0.1, batchSize: 32, hardNegatives: 1, temperature: 0.1 },
     evalLimit: null,
   },
   full: {
@@ -97,7 +97,7 @@ export const DEMO_SETTINGS: Readonly<Record<DemoScale, DemoSettings>> = {
     scale: 'full',
     lm: { steps: 600, lr: 1e-3, warmupRatio: 0.05, tokensPerBatch: 4096 },
     cpt: { steps: 300, lr: 5e-4, warmupRatio: 0.1, tokensPerBatch: 4096 },
-    cl: { steps: 300, lr: 3e-4, warmupRatio: 0.1, batchSize: 32, hardNegatives: 1, temperature: 0.1 },
+    cl: { steps: 1200, lr: 3e-4, warmupRatio: 0.1, batchSize: 32, hardNegatives: 1, temperature: 0.1 },
     evalLimit: null,
   },
 };

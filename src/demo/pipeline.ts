@@ -231,6 +231,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoRun> {
               modelDir: start,
               outputDir: path.join(armDir, 'lm'),
               label: `seed ${seed} matched causal LM`,
+              trainVision: 'merger',
             }),
           log,
         );

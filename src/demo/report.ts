@@ -111,6 +111,19 @@ function imageDataUri(file: string): string | null {
   return `data:image/png;base64,${readFileSync(file).toString('base64')}`;
 }
 
+/** What a reader needs to judge the comparison, stated in both reports. */
+export const SETUP_NOTES: readonly string[] = [
+  'The base "causal VLM" is pre-trained from scratch with next-token prediction on the unlabelled interleaved ' +
+    'corpus, its text-only version and image → caption documents made from the image-to-caption pairs; its ' +
+    'random patch encoder stays frozen and only the merger learns to project it (LLaVA-style alignment).',
+  'Continual pre-training (MoCa) and contrastive fine-tuning train every parameter, with bidirectional attention ' +
+    'and mean pooling; the contrastive stage is identical in both arms (same steps, batches, seed, hyper-parameters).',
+  'OOD sets use colour–shape combinations that no training pair contains, and instructions never seen in ' +
+    'training; the unlabelled corpus does show those combinations (it is not task supervision), and both the ' +
+    "base's causal pre-training and MoCa's continual pre-training read that corpus.",
+  'A score tie with the positive counts as wrong; models are compared on the same evaluation rows.',
+];
+
 export function renderDemoMarkdown(run: DemoRun): string {
   const header = ['Model', ...SCORE_COLUMNS.map(([, l]) => l)];
   const out = [
@@ -134,6 +147,8 @@ export function renderDemoMarkdown(run: DemoRun): string {
       ['Arm', 'What', 'Stages', 'Time'],
       computeRows(run).map((r) => r.map(escapeMarkdown)),
     ),
+    '',
+    ...SETUP_NOTES.map((n) => `- ${n}`),
   ];
   return out.join('\n') + '\n';
 }
@@ -228,6 +243,8 @@ ${run.settings.lm.steps} steps of causal language modelling). Arm A adds ${run.s
 steps; MoCa adds ${run.settings.cpt.steps} continual pre-training steps first — more compute, which is the
 paper's comparison too; the optional <code>lm-matched</code> arm spends that budget on more causal LM instead.</p>
 ${table(['Arm', 'What', 'Stages', 'Time'], computeRows(run))}
+<h3>Set-up notes</h3>
+<ul>${SETUP_NOTES.map((n) => `<li>${escapeXml(n)}</li>`).join('')}</ul>
 <h2>Training curves</h2>
 ${lossCharts}
 <h2>Per dataset (Precision@1 %, mean over seeds)</h2>

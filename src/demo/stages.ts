@@ -205,6 +205,7 @@ export interface ContrastiveStageOptions {
   label: string;
   attention?: 'bidirectional' | 'causal';
   pooling?: 'mean' | 'last';
+  batching?: 'task' | 'mixed';
 }
 
 /** Heterogeneous contrastive fine-tuning: InfoNCE with in-batch and hard negatives, task-aware batches. */
@@ -215,7 +216,7 @@ export async function contrastiveStage(o: ContrastiveStageOptions): Promise<Stag
     subsets: o.subsets,
     batchSize: cl.batchSize,
     hardNegatives: cl.hardNegatives,
-    batching: 'task',
+    batching: o.batching ?? 'task',
     loss: { temperature: cl.temperature },
     gradCacheChunk: null,
     maxLength: o.settings.maxLength,
