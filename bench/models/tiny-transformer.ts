@@ -116,21 +116,32 @@ export class TinyTransformerLM extends torch.Module {
     this.registerBuffer('position_ids', torch.arange(config.seqLen), false);
   }
 
-  /** tokens (B, T) int64 → logits (B, T, vocab). */
-  forward(tokens: torch.Tensor): torch.Tensor {
+  /** tokens (B, T) int64 → final-norm hidden states (B, T, d). */
+  hidden(tokens: torch.Tensor): torch.Tensor {
     const t = tokens.size(1);
     if (t > this.config.seqLen) throw new RangeError(`sequence length ${t} exceeds seqLen ${this.config.seqLen}`);
     const positions = this.getBuffer('position_ids').slice(0, 0, t);
     return torch.scope(() => {
       let x = this.tok_emb.forward(tokens).add(this.pos_emb.forward(positions));
       for (const block of this.layers) x = block.forward(x);
-      return this.lm_head.forward(this.ln_f.forward(x));
+      return this.ln_f.forward(x);
     });
   }
 
-  /** Mean cross-entropy over every position: logits (B, T, V) against targets (B, T). */
+  /** tokens (B, T) int64 → logits (B, T, vocab). */
+  forward(tokens: torch.Tensor): torch.Tensor {
+    return torch.scope(() => this.lm_head.forward(this.hidden(tokens)));
+  }
+
+  /**
+   * Mean cross-entropy over every position against targets (B, T): the LM head and the loss in one
+   * `F.linearCrossEntropy` (fused, no full logits, when the fused kernels are on; logits + crossEntropy else).
+   */
   loss(tokens: torch.Tensor, targets: torch.Tensor): torch.Tensor {
-    const logits = this.forward(tokens);
-    return torch.F.crossEntropy(logits.reshape(-1, this.config.vocabSize), targets.reshape(-1));
+    return torch.scope(() => {
+      const h = this.hidden(tokens);
+      return torch.F.linearCrossEntropy(h.reshape(-1, this.config.dModel), this.lm_head.weight, targets.reshape(-1))
+        .loss;
+    });
   }
 }

@@ -88,6 +88,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerNnOps(r);
   registerAutogradOps(r);
   registerAllocatorOps(r);
+  registerPerformanceOps(r);
   registerStorageOps(r, env);
   r.defRaw("liveTensorStats", &liveTensorStats, "", "{ storages: number; handles: number; bytes: number; reportedBytes: number }");
   exports.Set("signatures", Napi::Function::New(env, &signatures, "signatures"));

@@ -385,6 +385,7 @@ void registerAutogradOps(Registry& r);
 void registerStorageOps(Registry& r, Napi::Env env);
 void registerTensorInfoOps(Registry& r);
 void registerAllocatorOps(Registry& r);
+void registerPerformanceOps(Registry& r);
 void installCachingCpuAllocator();
 
 }  // namespace moca

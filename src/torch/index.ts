@@ -4,6 +4,7 @@ export * from './tensor.js';
 export * from './creation.js';
 export * from './scope.js';
 export * from './autograd.js';
+export * from './fused.js';
 export * from './info.js';
 export * from './safetensors.js';
 export * from './checkpoint.js';

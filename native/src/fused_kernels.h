@@ -1,0 +1,67 @@
+// Raw-pointer CPU kernels behind the fused ops (fused_*.cc, quant.cc), chosen once at load time.
+//
+// Two implementations fill the same table: portable C++ (fused_kernels_generic.cc) and AVX-512
+// (fused_kernels_avx512.cc, compiled for that ISA with a target pragma and used only when the CPU reports it).
+// The AVX-512 translation unit includes no ATen or standard-library templates, so no inline function compiled
+// for AVX-512 can be picked by the linker for code that runs on other CPUs. Everything here is float32 on
+// row-major memory with explicit leading dimensions; dtype conversion and autograd live in the ATen-side files.
+#pragma once
+
+#include <cstdint>
+
+namespace moca {
+namespace kern {
+
+// Packed weight layouts of the low-precision linear kernels (see quant.cc). Output channels are grouped in
+// panels of 64 (padded with zeros); within a panel, k is grouped in steps of 2 (bf16) or 4 (int8) so that one
+// 64-byte vector holds 16 channels × one k-group, the operand layout of vdpbf16ps / vpdpbusd.
+constexpr int64_t kPanel = 64;
+
+struct KernelTable {
+  const char* name;
+  // C[m×n] = alpha · A[m×k] · B[k×n] (+ C when accumulate). Row-major, leading dimensions in elements.
+  void (*sgemm)(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                int64_t ldb, float* c, int64_t ldc, bool accumulate);
+  // max over x[0..n)
+  float (*rowMax)(const float* x, int64_t n);
+  // x[i] = exp(x[i] · scale − shift) in place; returns the sum.
+  float (*expShiftSum)(float* x, int64_t n, float scale, float shift);
+  // y[i] *= a
+  void (*scale)(float* y, int64_t n, float a);
+  // sum x[i]·y[i]
+  float (*dot)(const float* x, const float* y, int64_t n);
+  // GELU, tanh approximation: y = gelu(x); backward dx = dy · gelu'(x)
+  void (*geluTanh)(const float* x, float* y, int64_t n);
+  void (*geluTanhBackward)(const float* x, const float* dy, float* dx, int64_t n);
+  // SwiGLU: y = silu(g) · u; backward dg, du
+  void (*siluMul)(const float* g, const float* u, float* y, int64_t n);
+  void (*siluMulBackward)(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n);
+  // f32 → bf16 (round to nearest even), n elements
+  void (*toBf16)(const float* x, uint16_t* y, int64_t n);
+  // Low-precision linear over the 64-channel panels [panelBegin, panelEnd) of a packed weight (see quant.cc):
+  //   bf16: C = A · Wᵀ + bias, A = bf16 rows (kPadded, even), accumulation in float32 (vdpbf16ps).
+  //   int8: C = rowScale · colScale · (A · Wᵀ − colComp) + bias, A = uint8 rows (int8 + 128, kPadded a multiple
+  //         of 4), int32 accumulation (vpdpbusd); colComp = 128 · Σ_k W[c][k].
+  // Null when the CPU lacks the instructions (the generic table has portable versions of both).
+  void (*gemmBf16)(int64_t m, int64_t n, int64_t kPadded, const uint16_t* a, int64_t lda, const uint16_t* w,
+                   const float* bias, float* c, int64_t ldc, int64_t panelBegin, int64_t panelEnd);
+  void (*gemmU8S8)(int64_t m, int64_t n, int64_t kPadded, const uint8_t* a, int64_t lda, const int8_t* w,
+                   const float* rowScale, const float* colScale, const int32_t* colComp, const float* bias, float* c,
+                   int64_t ldc, int64_t panelBegin, int64_t panelEnd);
+  // Per-row symmetric int8 quantisation of float rows x (m × k, leading dim ldx) into uint8 (q + 128) rows of
+  // kPadded (padding = 128, i.e. 0) and one scale per row (max|x| / 127).
+  void (*quantizeRowsU8)(const float* x, int64_t ldx, int64_t m, int64_t k, int64_t kPadded, uint8_t* out,
+                         float* scales);
+};
+
+const KernelTable& kernels();
+// The portable table (tests compare the two where both exist).
+const KernelTable& genericKernels();
+// nullptr when this CPU lacks AVX-512 (F, BW, VL, DQ); its bf16 / int8 entries are the generic ones when the
+// CPU lacks AVX512_BF16 / AVX512_VNNI.
+const KernelTable* avx512Kernels();
+// Defined in fused_kernels_avx512.cc; only to be called after checking the CPU.
+const KernelTable* avx512KernelTable();
+
+}  // namespace kern
+}  // namespace moca

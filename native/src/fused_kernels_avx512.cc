@@ -1,0 +1,401 @@
+// AVX-512 kernels of the fused ops (see fused_kernels.h). This whole translation unit is compiled for
+// AVX-512 (F/BW/VL/DQ, plus BF16 and VNNI for the low-precision GEMMs) by the pragma below; it is only entered
+// through the table returned by avx512KernelTable(), which fused_kernels_generic.cc hands out after checking
+// the CPU. It deliberately includes nothing but <immintrin.h> and fixed-width integer types: no inline
+// template or library function from here may be shared with code built for other CPUs.
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni,fma,avx2,f16c")
+// GCC 12's own intrinsic headers trip these (self-initialised "undefined" vectors); nothing here reads uninitialised data.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "fused_kernels.h"
+
+namespace moca {
+namespace kern {
+namespace {
+
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+
+inline __mmask16 tailMask(int64_t rem) {
+  return rem >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (rem > 0 ? rem : 0)) - 1u);
+}
+
+// exp(x) for float32 lanes: Cephes' range reduction x = n·ln2 + r, degree-6 polynomial in r, 2ⁿ by scalef.
+// Relative error about 2 ulp over the clamped range; inputs below −87.3 give ≈1e-38 (callers never feed −inf).
+inline __m512 vexp(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+  __m512 r2 = _mm512_mul_ps(r, r);
+  p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// 1 / (1 + exp(-x)), exact division (the backward formulas reuse it, so no reciprocal approximation).
+inline __m512 vsigmoid(__m512 x) {
+  __m512 e = vexp(_mm512_sub_ps(_mm512_setzero_ps(), x));
+  return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+// tanh(y) = 1 − 2 / (exp(2y) + 1): saturates correctly at both ends; absolute error ~1e-7 near 0, which the
+// callers (GELU) multiply by x.
+inline __m512 vtanh(__m512 y) {
+  __m512 e = vexp(_mm512_add_ps(y, y));
+  return _mm512_sub_ps(_mm512_set1_ps(1.0f),
+                       _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+}
+
+inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+// ------------------------------------------------------------------------------------------ small sgemm
+
+// C[MR × (16·NZ)] block of alpha·A·B (+C). B rows are read with `masks`, so columns beyond n contribute 0.
+template <int MR, int NZ>
+inline void sgemmBlock(int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                       int64_t ldc, bool accumulate, const __mmask16* masks) {
+  __m512 acc[MR][NZ];
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < NZ; ++q) acc[r][q] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < k; ++p) {
+    const float* bp = b + p * ldb;
+    __m512 bv[NZ];
+    for (int q = 0; q < NZ; ++q) bv[q] = _mm512_maskz_loadu_ps(masks[q], bp + 16 * q);
+    for (int r = 0; r < MR; ++r) {
+      __m512 av = _mm512_set1_ps(a[r * lda + p]);
+      for (int q = 0; q < NZ; ++q) acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
+    }
+  }
+  __m512 al = _mm512_set1_ps(alpha);
+  for (int r = 0; r < MR; ++r) {
+    for (int q = 0; q < NZ; ++q) {
+      float* cp = c + r * ldc + 16 * q;
+      __m512 v = _mm512_mul_ps(acc[r][q], al);
+      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(masks[q], cp));
+      _mm512_mask_storeu_ps(cp, masks[q], v);
+    }
+  }
+}
+
+template <int MR>
+inline void sgemmRows(int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                      float* c, int64_t ldc, bool accumulate) {
+  for (int64_t j = 0; j < n; j += 64) {
+    int64_t nn = imin(64, n - j);
+    __mmask16 masks[4] = {tailMask(nn), tailMask(nn - 16), tailMask(nn - 32), tailMask(nn - 48)};
+    int nz = static_cast<int>((nn + 15) / 16);
+    const float* bj = b + j;
+    float* cj = c + j;
+    switch (nz) {
+      case 1: sgemmBlock<MR, 1>(k, alpha, a, lda, bj, ldb, cj, ldc, accumulate, masks); break;
+      case 2: sgemmBlock<MR, 2>(k, alpha, a, lda, bj, ldb, cj, ldc, accumulate, masks); break;
+      case 3: sgemmBlock<MR, 3>(k, alpha, a, lda, bj, ldb, cj, ldc, accumulate, masks); break;
+      default: sgemmBlock<MR, 4>(k, alpha, a, lda, bj, ldb, cj, ldc, accumulate, masks); break;
+    }
+  }
+}
+
+void sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+           float* c, int64_t ldc, bool accumulate) {
+  int64_t i = 0;
+  for (; i + 6 <= m; i += 6) sgemmRows<6>(n, k, alpha, a + i * lda, lda, b, ldb, c + i * ldc, ldc, accumulate);
+  const float* ai = a + i * lda;
+  float* ci = c + i * ldc;
+  switch (m - i) {
+    case 5: sgemmRows<5>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
+    case 4: sgemmRows<4>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
+    case 3: sgemmRows<3>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
+    case 2: sgemmRows<2>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
+    case 1: sgemmRows<1>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
+    default: break;
+  }
+}
+
+// ------------------------------------------------------------------------------------------ row helpers
+
+float rowMax(const float* x, int64_t n) {
+  __m512 m = _mm512_set1_ps(-__builtin_inff());
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 mk = tailMask(n - i);
+    m = _mm512_mask_max_ps(m, mk, m, _mm512_maskz_loadu_ps(mk, x + i));
+  }
+  return _mm512_reduce_max_ps(m);
+}
+
+float expShiftSum(float* x, int64_t n, float scale, float shift) {
+  __m512 s = _mm512_set1_ps(scale);
+  __m512 sh = _mm512_set1_ps(shift);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 mk = tailMask(n - i);
+    __m512 v = vexp(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(mk, x + i), s, sh));
+    sum = _mm512_mask_add_ps(sum, mk, sum, v);
+    _mm512_mask_storeu_ps(x + i, mk, v);
+  }
+  return hsum(sum);
+}
+
+void scaleRow(float* y, int64_t n, float a) {
+  __m512 av = _mm512_set1_ps(a);
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 mk = tailMask(n - i);
+    _mm512_mask_storeu_ps(y + i, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, y + i), av));
+  }
+}
+
+float dotRow(const float* x, const float* y, int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 mk = tailMask(n - i);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, x + i), _mm512_maskz_loadu_ps(mk, y + i), acc);
+  }
+  return hsum(acc);
+}
+
+// ------------------------------------------------------------------------------------------ activations
+
+constexpr float kSqrt2OverPi = 0.7978845608028654f;
+constexpr float kGeluC = 0.044715f;
+
+void geluTanh(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 mk = tailMask(n - i);
+    __m512 v = _mm512_maskz_loadu_ps(mk, x + i);
+    __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
+    __m512 inner = _mm512_mul_ps(_mm512_set1_ps(kSqrt2OverPi), _mm512_fmadd_ps(_mm512_set1_ps(kGeluC), v3, v));
+    __m512 t = vtanh(inner);
+    __m512 out = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), _mm512_add_ps(_mm512_set1_ps(1.0f), t));
+    _mm512_mask_storeu_ps(y + i, mk, out);
+  }
+}
+
+void geluTanhBackward(const float* x, const float* dy, float* dx, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 mk = tailMask(n - i);
+    __m512 v = _mm512_maskz_loadu_ps(mk, x + i);
+    __m512 v2 = _mm512_mul_ps(v, v);
+    __m512 inner = _mm512_mul_ps(_mm512_set1_ps(kSqrt2OverPi),
+                                 _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(kGeluC), v2), v, v));
+    __m512 t = vtanh(inner);
+    // d/dx [0.5 x (1 + t)] = 0.5 (1 + t) + 0.5 x (1 − t²) √(2/π) (1 + 3c x²)
+    __m512 dinner = _mm512_mul_ps(_mm512_set1_ps(kSqrt2OverPi),
+                                  _mm512_fmadd_ps(_mm512_set1_ps(3.0f * kGeluC), v2, _mm512_set1_ps(1.0f)));
+    __m512 sech2 = _mm512_fnmadd_ps(t, t, _mm512_set1_ps(1.0f));
+    __m512 left = _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_add_ps(_mm512_set1_ps(1.0f), t));
+    __m512 right = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), _mm512_mul_ps(sech2, dinner));
+    __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, dy + i), _mm512_add_ps(left, right));
+    _mm512_mask_storeu_ps(dx + i, mk, g);
+  }
+}
+
+void siluMul(const float* g, const float* u, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 mk = tailMask(n - i);
+    __m512 gv = _mm512_maskz_loadu_ps(mk, g + i);
+    __m512 s = vsigmoid(gv);
+    _mm512_mask_storeu_ps(y + i, mk, _mm512_mul_ps(_mm512_mul_ps(gv, s), _mm512_maskz_loadu_ps(mk, u + i)));
+  }
+}
+
+void siluMulBackward(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 mk = tailMask(n - i);
+    __m512 gv = _mm512_maskz_loadu_ps(mk, g + i);
+    __m512 uv = _mm512_maskz_loadu_ps(mk, u + i);
+    __m512 d = _mm512_maskz_loadu_ps(mk, dy + i);
+    __m512 s = vsigmoid(gv);
+    __m512 silu = _mm512_mul_ps(gv, s);
+    // silu'(g) = s (1 + g (1 − s))
+    __m512 dsilu = _mm512_mul_ps(s, _mm512_fmadd_ps(gv, _mm512_sub_ps(_mm512_set1_ps(1.0f), s), _mm512_set1_ps(1.0f)));
+    if (dg != nullptr) _mm512_mask_storeu_ps(dg + i, mk, _mm512_mul_ps(_mm512_mul_ps(d, uv), dsilu));
+    if (du != nullptr) _mm512_mask_storeu_ps(du + i, mk, _mm512_mul_ps(d, silu));
+  }
+}
+
+// ------------------------------------------------------------------------------------------ bf16 conversion
+
+void toBf16(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), (__m256i)h);
+  }
+  if (i < n) {
+    __mmask16 mk = tailMask(n - i);
+    __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, x + i));
+    _mm256_mask_storeu_epi16(y + i, mk, (__m256i)h);
+  }
+}
+
+// ------------------------------------------------------------------------------------------ low-precision GEMMs
+//
+// Weights are packed per 64-channel panel: [kGroups][64 channels][group] with group = 2 bf16 or 4 int8, so each
+// k-group of a panel is four 64-byte vectors (16 channels each). Activations are row-major with the matching
+// group width; one 32-bit broadcast of a row's group feeds 4 dot-product instructions.
+
+template <int MR>
+inline void bf16Tile(int64_t kGroups, const uint16_t* a, int64_t lda, const uint16_t* panel, const float* bias,
+                     float* c, int64_t ldc, int64_t nn) {
+  __m512 acc[MR][4];
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < 4; ++q) acc[r][q] = _mm512_setzero_ps();
+  const int32_t* arow[MR];
+  for (int r = 0; r < MR; ++r) arow[r] = reinterpret_cast<const int32_t*>(a + r * lda);
+  for (int64_t g = 0; g < kGroups; ++g) {
+    const uint16_t* bp = panel + g * 128;
+    __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp);
+    __m512bh b1 = (__m512bh)_mm512_loadu_si512(bp + 32);
+    __m512bh b2 = (__m512bh)_mm512_loadu_si512(bp + 64);
+    __m512bh b3 = (__m512bh)_mm512_loadu_si512(bp + 96);
+    for (int r = 0; r < MR; ++r) {
+      __m512bh av = (__m512bh)_mm512_set1_epi32(arow[r][g]);
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+      acc[r][2] = _mm512_dpbf16_ps(acc[r][2], av, b2);
+      acc[r][3] = _mm512_dpbf16_ps(acc[r][3], av, b3);
+    }
+  }
+  __mmask16 masks[4] = {tailMask(nn), tailMask(nn - 16), tailMask(nn - 32), tailMask(nn - 48)};
+  for (int q = 0; q < 4; ++q) {
+    __m512 bv = bias != nullptr ? _mm512_maskz_loadu_ps(masks[q], bias + 16 * q) : _mm512_setzero_ps();
+    for (int r = 0; r < MR; ++r) _mm512_mask_storeu_ps(c + r * ldc + 16 * q, masks[q], _mm512_add_ps(acc[r][q], bv));
+  }
+}
+
+void gemmBf16(int64_t m, int64_t n, int64_t kPadded, const uint16_t* a, int64_t lda, const uint16_t* w,
+              const float* bias, float* c, int64_t ldc, int64_t panelBegin, int64_t panelEnd) {
+  int64_t kGroups = kPadded / 2;
+  for (int64_t p = panelBegin; p < panelEnd; ++p) {
+    const uint16_t* panel = w + p * kGroups * 128;
+    int64_t col = p * kPanel;
+    int64_t nn = imin(kPanel, n - col);
+    const float* bp = bias != nullptr ? bias + col : nullptr;
+    int64_t i = 0;
+    for (; i + 6 <= m; i += 6) bf16Tile<6>(kGroups, a + i * lda, lda, panel, bp, c + i * ldc + col, ldc, nn);
+    const uint16_t* ai = a + i * lda;
+    float* ci = c + i * ldc + col;
+    switch (m - i) {
+      case 5: bf16Tile<5>(kGroups, ai, lda, panel, bp, ci, ldc, nn); break;
+      case 4: bf16Tile<4>(kGroups, ai, lda, panel, bp, ci, ldc, nn); break;
+      case 3: bf16Tile<3>(kGroups, ai, lda, panel, bp, ci, ldc, nn); break;
+      case 2: bf16Tile<2>(kGroups, ai, lda, panel, bp, ci, ldc, nn); break;
+      case 1: bf16Tile<1>(kGroups, ai, lda, panel, bp, ci, ldc, nn); break;
+      default: break;
+    }
+  }
+}
+
+// Output y = rowScale[r] · colScale[c] · (Σ u8·s8 − colComp[c]) + bias[c], where colComp = 128 · Σ_k w[c][k]
+// undoes the +128 that made the symmetric int8 activations unsigned.
+template <int MR>
+inline void u8s8Tile(int64_t kGroups, const uint8_t* a, int64_t lda, const int8_t* panel, const float* rowScale,
+                     const float* colScale, const int32_t* colComp, const float* bias, float* c, int64_t ldc,
+                     int64_t nn) {
+  __m512i acc[MR][4];
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < 4; ++q) acc[r][q] = _mm512_setzero_si512();
+  const int32_t* arow[MR];
+  for (int r = 0; r < MR; ++r) arow[r] = reinterpret_cast<const int32_t*>(a + r * lda);
+  for (int64_t g = 0; g < kGroups; ++g) {
+    const int8_t* bp = panel + g * 256;
+    __m512i b0 = _mm512_loadu_si512(bp);
+    __m512i b1 = _mm512_loadu_si512(bp + 64);
+    __m512i b2 = _mm512_loadu_si512(bp + 128);
+    __m512i b3 = _mm512_loadu_si512(bp + 192);
+    for (int r = 0; r < MR; ++r) {
+      __m512i av = _mm512_set1_epi32(arow[r][g]);
+      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, b0);
+      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], av, b1);
+      acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], av, b2);
+      acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], av, b3);
+    }
+  }
+  __mmask16 masks[4] = {tailMask(nn), tailMask(nn - 16), tailMask(nn - 32), tailMask(nn - 48)};
+  for (int q = 0; q < 4; ++q) {
+    __m512i comp = _mm512_maskz_loadu_epi32(masks[q], colComp + 16 * q);
+    __m512 cs = _mm512_maskz_loadu_ps(masks[q], colScale + 16 * q);
+    __m512 bv = bias != nullptr ? _mm512_maskz_loadu_ps(masks[q], bias + 16 * q) : _mm512_setzero_ps();
+    for (int r = 0; r < MR; ++r) {
+      __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][q], comp));
+      v = _mm512_fmadd_ps(_mm512_mul_ps(v, cs), _mm512_set1_ps(rowScale[r]), bv);
+      _mm512_mask_storeu_ps(c + r * ldc + 16 * q, masks[q], v);
+    }
+  }
+}
+
+void gemmU8S8(int64_t m, int64_t n, int64_t kPadded, const uint8_t* a, int64_t lda, const int8_t* w,
+              const float* rowScale, const float* colScale, const int32_t* colComp, const float* bias, float* c,
+              int64_t ldc, int64_t panelBegin, int64_t panelEnd) {
+  int64_t kGroups = kPadded / 4;
+  for (int64_t p = panelBegin; p < panelEnd; ++p) {
+    const int8_t* panel = w + p * kGroups * 256;
+    int64_t col = p * kPanel;
+    int64_t nn = imin(kPanel, n - col);
+    const float* bp = bias != nullptr ? bias + col : nullptr;
+    const float* cs = colScale + col;
+    const int32_t* cc = colComp + col;
+    int64_t i = 0;
+    for (; i + 6 <= m; i += 6)
+      u8s8Tile<6>(kGroups, a + i * lda, lda, panel, rowScale + i, cs, cc, bp, c + i * ldc + col, ldc, nn);
+    const uint8_t* ai = a + i * lda;
+    float* ci = c + i * ldc + col;
+    const float* rs = rowScale + i;
+    switch (m - i) {
+      case 5: u8s8Tile<5>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn); break;
+      case 4: u8s8Tile<4>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn); break;
+      case 3: u8s8Tile<3>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn); break;
+      case 2: u8s8Tile<2>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn); break;
+      case 1: u8s8Tile<1>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn); break;
+      default: break;
+    }
+  }
+}
+
+// Per-row symmetric int8 quantisation of activations, stored +128 as uint8 (padding columns get 128 = zero).
+void quantizeRowsU8(const float* x, int64_t ldx, int64_t m, int64_t k, int64_t kPadded, uint8_t* out, float* scales) {
+  for (int64_t r = 0; r < m; ++r) {
+    const float* xr = x + r * ldx;
+    __m512 mx = _mm512_setzero_ps();
+    for (int64_t i = 0; i < k; i += 16) {
+      __mmask16 mk = tailMask(k - i);
+      mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(mk, xr + i)));
+    }
+    float amax = _mm512_reduce_max_ps(mx);
+    float scale = amax > 0 ? amax / 127.0f : 1.0f;
+    scales[r] = scale;
+    __m512 inv = _mm512_set1_ps(1.0f / scale);
+    uint8_t* o = out + r * kPadded;
+    for (int64_t i = 0; i < k; i += 16) {
+      __mmask16 mk = tailMask(k - i);
+      __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, xr + i), inv);
+      __m512i q = _mm512_cvtps_epi32(v);  // round to nearest even
+      q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+      q = _mm512_add_epi32(q, _mm512_set1_epi32(128));
+      _mm_mask_storeu_epi8(o + i, mk, _mm512_cvtepi32_epi8(q));
+    }
+    for (int64_t i = k; i < kPadded; ++i) o[i] = 128;
+  }
+}
+
+}  // namespace
+
+const KernelTable* avx512KernelTable() {
+  static const KernelTable table = {
+      "avx512",        &sgemm,   &rowMax,          &expShiftSum, &scaleRow, &dotRow,         &geluTanh,
+      &geluTanhBackward, &siluMul, &siluMulBackward, &toBf16,      &gemmBf16, &gemmU8S8, &quantizeRowsU8,
+  };
+  return &table;
+}
+
+}  // namespace kern
+}  // namespace moca

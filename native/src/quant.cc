@@ -1,0 +1,200 @@
+// Low-precision inference linear layers: weights packed once in bfloat16 or int8 (per-output-channel symmetric
+// scales), activations float32 in and out.
+//
+//  - bfloat16: activations are rounded to bf16 per call and multiplied with vdpbf16ps (AVX512_BF16), float32
+//    accumulation. Half the weight bytes of float32.
+//  - int8: weights q[c][k] = round(w[c][k] / s_c), s_c = max_k |w[c][k]| / 127. Activations are quantised per row
+//    (token) the same way on the fly (dynamic quantisation: VNNI multiplies int8 by int8, so weight-only int8
+//    still needs integer activations), stored +128 as uint8 for vpdpbusd (AVX512_VNNI) with int32 accumulation;
+//    y = s_row · s_c · (Σ u8·s8 − 128 · Σ_k q[c][k]) + bias. A quarter of the weight bytes of float32.
+//
+// Layout (see fused_kernels.h): 64-channel panels, k grouped by 2 (bf16) or 4 (int8), 256 bytes per group and
+// panel, channels and k zero-padded. Without the CPU instructions the portable kernels compute the same values.
+#include <ATen/Parallel.h>
+
+#include "common.h"
+#include "fused_common.h"
+
+namespace moca {
+namespace {
+
+enum class Format { Bf16, Int8 };
+
+Format parseFormat(const std::string& f) {
+  if (f == "bfloat16") return Format::Bf16;
+  if (f == "int8") return Format::Int8;
+  TORCH_CHECK(false, "packed linear: format must be 'bfloat16' or 'int8', got '", f, "'");
+}
+
+int64_t groupOf(Format f) { return f == Format::Bf16 ? 2 : 4; }
+int64_t paddedK(int64_t k, Format f) { return (k + groupOf(f) - 1) / groupOf(f) * groupOf(f); }
+int64_t panels(int64_t n) { return (n + kern::kPanel - 1) / kern::kPanel; }
+
+// Returns [packed bytes, column scales (int8) or empty, column compensation 128·Σq (int8) or empty].
+std::vector<at::Tensor> packWeight(const at::Tensor& weight, const std::string& formatName) {
+  TORCH_CHECK(weight.dim() == 2, "packLinearWeight: weight must be (out, in), got ", weight.sizes());
+  TORCH_CHECK(at::isFloatingType(weight.scalar_type()), "packLinearWeight: weight must be floating point");
+  const Format f = parseFormat(formatName);
+  const int64_t n = weight.size(0), k = weight.size(1), kp = paddedK(k, f), p = panels(n), g = groupOf(f);
+  at::Tensor w = weight.to(at::kFloat).contiguous();
+  const float* wp = w.data_ptr<float>();
+  at::Tensor packed = at::zeros({p * (kp / g) * 256}, weight.options().dtype(at::kByte));
+  if (f == Format::Bf16) {
+    uint16_t* out = reinterpret_cast<uint16_t*>(packed.data_ptr<uint8_t>());
+    at::parallel_for(0, p, 1, [&](int64_t b, int64_t e) {
+      for (int64_t pi = b; pi < e; ++pi)
+        for (int64_t gi = 0; gi < kp / 2; ++gi)
+          for (int64_t c = 0; c < kern::kPanel; ++c)
+            for (int64_t t = 0; t < 2; ++t) {
+              const int64_t row = pi * kern::kPanel + c, col = 2 * gi + t;
+              float v = row < n && col < k ? wp[row * k + col] : 0.0f;
+              out[((pi * (kp / 2) + gi) * kern::kPanel + c) * 2 + t] = c10::BFloat16(v).x;
+            }
+    });
+    return {packed, at::Tensor(), at::Tensor()};
+  }
+  at::Tensor scales = at::empty({n}, weight.options().dtype(at::kFloat));
+  at::Tensor comp = at::empty({n}, weight.options().dtype(at::kInt));
+  float* sp = scales.data_ptr<float>();
+  int32_t* cp = comp.data_ptr<int32_t>();
+  int8_t* out = reinterpret_cast<int8_t*>(packed.data_ptr<uint8_t>());
+  at::parallel_for(0, n, 16, [&](int64_t b, int64_t e) {
+    for (int64_t row = b; row < e; ++row) {
+      const float* wr = wp + row * k;
+      float amax = 0;
+      for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(wr[c]));
+      const float s = amax > 0 ? amax / 127.0f : 1.0f;
+      sp[row] = s;
+      int32_t sum = 0;
+      const int64_t pi = row / kern::kPanel, c = row % kern::kPanel;
+      for (int64_t col = 0; col < k; ++col) {
+        int32_t q = static_cast<int32_t>(std::nearbyint(wr[col] / s));
+        q = std::min(127, std::max(-127, q));
+        sum += q;
+        out[((pi * (kp / 4) + col / 4) * kern::kPanel + c) * 4 + col % 4] = static_cast<int8_t>(q);
+      }
+      cp[row] = 128 * sum;
+    }
+  });
+  return {packed, scales, comp};
+}
+
+// The float (out, in) matrix a packed weight stands for (bf16 values, or q · s for int8): for tests and checks.
+at::Tensor unpackWeight(const at::Tensor& packed, const std::string& formatName, int64_t n, int64_t k,
+                        const c10::optional<at::Tensor>& scales) {
+  const Format f = parseFormat(formatName);
+  const int64_t kp = paddedK(k, f);
+  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.numel() == panels(n) * (kp / groupOf(f)) * 256,
+              "unpackLinearWeight: packed buffer does not match (", n, ", ", k, ") in ", formatName);
+  at::Tensor w = at::empty({n, k}, packed.options().dtype(at::kFloat));
+  float* wp = w.data_ptr<float>();
+  const uint8_t* raw = packed.data_ptr<uint8_t>();
+  for (int64_t row = 0; row < n; ++row) {
+    const int64_t pi = row / kern::kPanel, c = row % kern::kPanel;
+    for (int64_t col = 0; col < k; ++col) {
+      if (f == Format::Bf16) {
+        const uint16_t* p16 = reinterpret_cast<const uint16_t*>(raw);
+        c10::BFloat16 b;
+        b.x = p16[((pi * (kp / 2) + col / 2) * kern::kPanel + c) * 2 + col % 2];
+        wp[row * k + col] = static_cast<float>(b);
+      } else {
+        TORCH_CHECK(scales.has_value(), "unpackLinearWeight: int8 needs the scales");
+        const int8_t* p8 = reinterpret_cast<const int8_t*>(raw);
+        wp[row * k + col] =
+            static_cast<float>(p8[((pi * (kp / 4) + col / 4) * kern::kPanel + c) * 4 + col % 4]) *
+            scales->data_ptr<float>()[row];
+      }
+    }
+  }
+  return w;
+}
+
+at::Tensor packedLinear(const at::Tensor& input, const at::Tensor& packed, const std::string& formatName, int64_t n,
+                        int64_t k, const c10::optional<at::Tensor>& scales, const c10::optional<at::Tensor>& comp,
+                        const c10::optional<at::Tensor>& bias) {
+  const Format f = parseFormat(formatName);
+  TORCH_CHECK(!(input.requires_grad() && at::GradMode::is_enabled()),
+              "packed (", formatName, ") linear layers are inference-only: run under noGrad");
+  TORCH_CHECK(input.dim() >= 1 && input.size(-1) == k, "packed linear: input ", input.sizes(),
+              " does not end in the weight's ", k, " input features");
+  const int64_t kp = paddedK(k, f), np = panels(n);
+  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.numel() == np * (kp / groupOf(f)) * 256,
+              "packed linear: packed buffer does not match (", n, ", ", k, ") in ", formatName);
+  if (f == Format::Int8)
+    TORCH_CHECK(scales.has_value() && comp.has_value() && scales->numel() == n && comp->numel() == n,
+                "packed linear: int8 needs the column scales and compensation of the packed weight");
+  at::Tensor x = input.reshape({-1, k}).to(at::kFloat).contiguous();
+  const int64_t m = x.size(0);
+  std::vector<int64_t> outShape(input.sizes().begin(), input.sizes().end());
+  outShape.back() = n;
+  at::Tensor y = at::empty({m, n}, x.options());
+  if (m == 0) return y.view(outShape);
+  at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  const auto& K = kern::kernels();
+  const float* xp = x.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+
+  // Items: (panel, block of rows), panel-major so that a thread's consecutive items reuse one weight panel.
+  const int64_t rowsPerBlock = 240;
+  const int64_t mb = (m + rowsPerBlock - 1) / rowsPerBlock;
+  if (f == Format::Bf16) {
+    at::Tensor a = at::zeros({m, kp}, x.options().dtype(at::kBFloat16));
+    uint16_t* ap = reinterpret_cast<uint16_t*>(a.data_ptr<c10::BFloat16>());
+    at::parallel_for(0, m, 16, [&](int64_t s, int64_t e) {
+      for (int64_t r = s; r < e; ++r) K.toBf16(xp + r * k, ap + r * kp, k);
+    });
+    const uint16_t* wp = reinterpret_cast<const uint16_t*>(packed.data_ptr<uint8_t>());
+    at::parallel_for(0, np * mb, 1, [&](int64_t s, int64_t e) {
+      for (int64_t it = s; it < e; ++it) {
+        const int64_t pi = it / mb, r0 = (it % mb) * rowsPerBlock, rows = std::min(rowsPerBlock, m - r0);
+        K.gemmBf16(rows, n, kp, ap + r0 * kp, kp, wp, bp, yp + r0 * n, n, pi, pi + 1);
+      }
+    });
+  } else {
+    at::Tensor a = at::empty({m, kp}, x.options().dtype(at::kByte));
+    at::Tensor rowScale = at::empty({m}, x.options());
+    uint8_t* ap = a.data_ptr<uint8_t>();
+    float* rs = rowScale.data_ptr<float>();
+    at::parallel_for(0, m, 16, [&](int64_t s, int64_t e) {
+      K.quantizeRowsU8(xp + s * k, k, e - s, k, kp, ap + s * kp, rs + s);
+    });
+    const int8_t* wp = reinterpret_cast<const int8_t*>(packed.data_ptr<uint8_t>());
+    const float* cs = scales->data_ptr<float>();
+    const int32_t* cc = comp->data_ptr<int32_t>();
+    at::parallel_for(0, np * mb, 1, [&](int64_t s, int64_t e) {
+      for (int64_t it = s; it < e; ++it) {
+        const int64_t pi = it / mb, r0 = (it % mb) * rowsPerBlock, rows = std::min(rowsPerBlock, m - r0);
+        K.gemmU8S8(rows, n, kp, ap + r0 * kp, kp, wp, rs + r0, cs, cc, bp, yp + r0 * n, n, pi, pi + 1);
+      }
+    });
+  }
+  return y.view(outShape);
+}
+
+}  // namespace
+
+void registerQuantOps(Registry& r) {
+  using at::Tensor;
+  using OptTensor = c10::optional<Tensor>;
+  r.def("packLinearWeight", "weight, format", +[](const Tensor& w, std::string format) { return packWeight(w, format); });
+  r.def("unpackLinearWeight", "packed, format, outFeatures, inFeatures, scales",
+        +[](const Tensor& p, std::string format, int64_t n, int64_t k, OptTensor scales) {
+          return unpackWeight(p, format, n, k, scales);
+        });
+  r.def("packedLinear", "input, packed, format, outFeatures, inFeatures, scales, compensation, bias",
+        +[](const Tensor& x, const Tensor& p, std::string format, int64_t n, int64_t k, OptTensor scales,
+            OptTensor comp, OptTensor bias) { return packedLinear(x, p, format, n, k, scales, comp, bias); });
+  // Which kernels run the packed formats on this CPU: "avx512_bf16" / "avx512_vnni" or "portable".
+  r.def("packedLinearKernels", "", +[]() {
+    const auto* avx = kern::avx512Kernels();
+    std::vector<std::string> parts;
+    std::string bf = avx != nullptr && avx->gemmBf16 != kern::genericKernels().gemmBf16 ? "bfloat16:avx512_bf16"
+                                                                                       : "bfloat16:portable";
+    std::string i8 = avx != nullptr && avx->gemmU8S8 != kern::genericKernels().gemmU8S8 ? "int8:avx512_vnni"
+                                                                                      : "int8:portable";
+    return bf + "," + i8;
+  });
+}
+
+}  // namespace moca
