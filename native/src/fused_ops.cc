@@ -226,7 +226,10 @@ void rmsNormRows(const T* x, const float* wf, const double* wd, O* y, float* rst
 }
 
 struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x0, const at::Tensor& w0, double eps) {
+  // The weight is optional: libtorch 1.13's custom Functions cannot take an undefined tensor as an input.
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x0, const c10::optional<at::Tensor>& wOpt,
+                            double eps) {
+    const at::Tensor w0 = wOpt.has_value() ? *wOpt : at::Tensor();
     checkFloating(x0, "rmsNorm", "input");
     TORCH_CHECK(x0.dim() >= 1, "rmsNorm: input must have at least one dimension");
     const int64_t h = x0.size(-1);
@@ -390,7 +393,7 @@ void registerFusedOps(Registry& r) {
   r.def("fusedSiluMul", "gate, up", +[](const Tensor& g, const Tensor& u) { return SiluMulFn::apply(g, u); });
   r.def("fusedGeluTanh", "self", +[](const Tensor& x) { return GeluTanhFn::apply(x); });
   r.def("fusedRmsNorm", "input, weight, eps", +[](const Tensor& x, OptTensor w, double eps) {
-    return RmsNormFn::apply(x, w ? *w : Tensor(), eps);
+    return RmsNormFn::apply(x, w, eps);
   });
   r.def("fusedRotary", "input, cos, sin", +[](const Tensor& x, const Tensor& cos, const Tensor& sin) {
     return RotaryFn::apply(x, cos, sin);

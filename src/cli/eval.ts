@@ -46,7 +46,7 @@ export function discoverSubsets(dir: string): { name: string; path: string }[] {
 /** The embedding options both harnesses take. */
 interface EmbedderFlags {
   model: string;
-  dtype: 'float32' | 'bfloat16';
+  dtype: 'float32' | 'bfloat16' | 'int8';
   minPixels?: number;
   maxPixels?: number;
   threads?: number;
@@ -54,7 +54,12 @@ interface EmbedderFlags {
 
 function addEmbedderOptions(cmd: Command): Command {
   return cmd
-    .option('--dtype <dtype>', 'compute dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
+    .option(
+      '--dtype <dtype>',
+      'inference precision (bfloat16 / int8: packed linear weights)',
+      oneOf(['float32', 'bfloat16', 'int8'] as const),
+      'float32',
+    )
     .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
     .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt)
     .option('--threads <n>', 'libtorch intra-op threads', positiveInt);

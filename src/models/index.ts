@@ -3,6 +3,7 @@ export * from './qwen2_5_vl/config.js';
 export * from './qwen2_5_vl/model.js';
 export * from './qwen2_5_vl/weights.js';
 export * from './qwen2_5_vl/presets.js';
+export * from './qwen2_5_vl/inference-precision.js';
 export { ropePositionIds, mropeCosSin } from './qwen2_5_vl/rope.js';
 export {
   type GridThw,

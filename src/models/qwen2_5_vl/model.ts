@@ -45,6 +45,8 @@ export class Qwen25VLModel extends Module {
   model: TextModel;
   lm_head: Linear | null;
   attentionMode: AttentionMode;
+  /** Activation dtype when it differs from the parameters' (low-precision inference: float32); else null. */
+  computeDtype: Tensor['dtype'] | null = null;
 
   constructor(
     readonly config: Qwen25VLConfig,
@@ -78,7 +80,8 @@ export class Qwen25VLModel extends Module {
   /** Token embeddings with image placeholder positions overwritten, in order, by the vision tower's outputs. */
   inputEmbeddings(inputs: ModelInputs): Tensor {
     return scope(() => {
-      const embeds = this.model.embed_tokens.forward(inputs.inputIds);
+      let embeds = this.model.embed_tokens.forward(inputs.inputIds);
+      if (this.computeDtype !== null && embeds.dtype !== this.computeDtype) embeds = embeds.to(this.computeDtype);
       const grids = inputs.imageGridThw ?? [];
       const pixels = inputs.pixelValues ?? null;
       const isImage = inputs.inputIds.eq(this.config.imageTokenId);
