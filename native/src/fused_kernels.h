@@ -13,8 +13,8 @@ namespace moca {
 namespace kern {
 
 // Packed weight layouts of the low-precision linear kernels (see quant.cc). Output channels are grouped in
-// panels of 64 (padded with zeros); within a panel, k is grouped in steps of 2 (bf16) or 4 (int8) so that one
-// 64-byte vector holds 16 channels × one k-group, the operand layout of vdpbf16ps / vpdpbusd.
+// panels of 64 (padded with zeros). bf16: [k][64] per panel. int8: k grouped by 4 ([k/4][64][4], k padded) so
+// that one 64-byte vector holds 16 channels × one k-group, the operand layout of vpdpbusd.
 constexpr int64_t kPanel = 64;
 
 struct KernelTable {
@@ -36,14 +36,12 @@ struct KernelTable {
   // SwiGLU: y = silu(g) · u; backward dg, du
   void (*siluMul)(const float* g, const float* u, float* y, int64_t n);
   void (*siluMulBackward)(const float* g, const float* u, const float* dy, float* dg, float* du, int64_t n);
-  // f32 → bf16 (round to nearest even), n elements
-  void (*toBf16)(const float* x, uint16_t* y, int64_t n);
   // Low-precision linear over the 64-channel panels [panelBegin, panelEnd) of a packed weight (see quant.cc):
-  //   bf16: C = A · Wᵀ + bias, A = bf16 rows (kPadded, even), accumulation in float32 (vdpbf16ps).
+  //   bf16: C = A · Wᵀ + bias, A = float32 rows (kPadded = k), weights widened to float32 per block, float32 FMA.
   //   int8: C = rowScale · colScale · (A · Wᵀ − colComp) + bias, A = uint8 rows (int8 + 128, kPadded a multiple
   //         of 4), int32 accumulation (vpdpbusd); colComp = 128 · Σ_k W[c][k].
   // Null when the CPU lacks the instructions (the generic table has portable versions of both).
-  void (*gemmBf16)(int64_t m, int64_t n, int64_t kPadded, const uint16_t* a, int64_t lda, const uint16_t* w,
+  void (*gemmBf16)(int64_t m, int64_t n, int64_t kPadded, const float* a, int64_t lda, const uint16_t* w,
                    const float* bias, float* c, int64_t ldc, int64_t panelBegin, int64_t panelEnd);
   void (*gemmU8S8)(int64_t m, int64_t n, int64_t kPadded, const uint8_t* a, int64_t lda, const int8_t* w,
                    const float* rowScale, const float* colScale, const int32_t* colComp, const float* bias, float* c,
@@ -57,8 +55,7 @@ struct KernelTable {
 const KernelTable& kernels();
 // The portable table (tests compare the two where both exist).
 const KernelTable& genericKernels();
-// nullptr when this CPU lacks AVX-512 (F, BW, VL, DQ); its bf16 / int8 entries are the generic ones when the
-// CPU lacks AVX512_BF16 / AVX512_VNNI.
+// nullptr when this CPU lacks AVX-512 (F, BW, VL, DQ); its int8 GEMM is the generic one without AVX512_VNNI.
 const KernelTable* avx512Kernels();
 // Defined in fused_kernels_avx512.cc; only to be called after checking the CPU.
 const KernelTable* avx512KernelTable();

@@ -1,9 +1,9 @@
 // AVX-512 kernels of the fused ops (see fused_kernels.h). This whole translation unit is compiled for
-// AVX-512 (F/BW/VL/DQ, plus BF16 and VNNI for the low-precision GEMMs) by the pragma below; it is only entered
+// AVX-512 (F/BW/VL/DQ, plus VNNI for the int8 GEMM) by the pragma below; it is only entered
 // through the table returned by avx512KernelTable(), which fused_kernels_generic.cc hands out after checking
 // the CPU. It deliberately includes nothing but <immintrin.h> and fixed-width integer types: no inline
 // template or library function from here may be shared with code built for other CPUs.
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vnni,fma,avx2,f16c")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,avx2,f16c")
 // GCC 12's own intrinsic headers trip these (self-initialised "undefined" vectors); nothing here reads uninitialised data.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -222,75 +222,73 @@ void siluMulBackward(const float* g, const float* u, const float* dy, float* dg,
   }
 }
 
-// ------------------------------------------------------------------------------------------ bf16 conversion
-
-void toBf16(const float* x, uint16_t* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), (__m256i)h);
-  }
-  if (i < n) {
-    __mmask16 mk = tailMask(n - i);
-    __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, x + i));
-    _mm256_mask_storeu_epi16(y + i, mk, (__m256i)h);
-  }
-}
-
 // ------------------------------------------------------------------------------------------ low-precision GEMMs
 //
-// Weights are packed per 64-channel panel: [kGroups][64 channels][group] with group = 2 bf16 or 4 int8, so each
-// k-group of a panel is four 64-byte vectors (16 channels each). Activations are row-major with the matching
-// group width; one 32-bit broadcast of a row's group feeds 4 dot-product instructions.
+// Weights are packed per 64-channel panel: bf16 as [k][64 channels]; int8 as [k/4][64 channels][4], so that each
+// k-group of a panel is four 64-byte vectors (16 channels × 4 k each) and one 32-bit broadcast of an activation
+// row's 4 bytes feeds 4 vpdpbusd.
+
+// bf16 weights, float32 activations: each 128-row k-block of a weight panel is widened to float32 in an L1
+// buffer and multiplied with the float32 FMA tile (AVX512_BF16's vdpbf16ps would round the activations and, on
+// cores without AMX, retires no more multiply-adds per cycle than two FMA ports). The weight bytes read are
+// half of float32's, which is what bounds small batches.
+constexpr int64_t kBf16Kc = 128;
 
 template <int MR>
-inline void bf16Tile(int64_t kGroups, const uint16_t* a, int64_t lda, const uint16_t* panel, const float* bias,
-                     float* c, int64_t ldc, int64_t nn) {
+inline void bf16Tile(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, bool accumulate,
+                     const float* bias, const __mmask16* masks) {
   __m512 acc[MR][4];
   for (int r = 0; r < MR; ++r)
-    for (int q = 0; q < 4; ++q) acc[r][q] = _mm512_setzero_ps();
-  const int32_t* arow[MR];
-  for (int r = 0; r < MR; ++r) arow[r] = reinterpret_cast<const int32_t*>(a + r * lda);
-  for (int64_t g = 0; g < kGroups; ++g) {
-    const uint16_t* bp = panel + g * 128;
-    __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp);
-    __m512bh b1 = (__m512bh)_mm512_loadu_si512(bp + 32);
-    __m512bh b2 = (__m512bh)_mm512_loadu_si512(bp + 64);
-    __m512bh b3 = (__m512bh)_mm512_loadu_si512(bp + 96);
+    for (int q = 0; q < 4; ++q)
+      acc[r][q] = accumulate ? _mm512_maskz_loadu_ps(masks[q], c + r * ldc + 16 * q) : _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const float* bp = b + p * kPanel;
+    __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16), b2 = _mm512_load_ps(bp + 32),
+           b3 = _mm512_load_ps(bp + 48);
     for (int r = 0; r < MR; ++r) {
-      __m512bh av = (__m512bh)_mm512_set1_epi32(arow[r][g]);
-      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
-      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
-      acc[r][2] = _mm512_dpbf16_ps(acc[r][2], av, b2);
-      acc[r][3] = _mm512_dpbf16_ps(acc[r][3], av, b3);
+      __m512 av = _mm512_set1_ps(a[r * lda + p]);
+      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(av, b2, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(av, b3, acc[r][3]);
     }
   }
-  __mmask16 masks[4] = {tailMask(nn), tailMask(nn - 16), tailMask(nn - 32), tailMask(nn - 48)};
   for (int q = 0; q < 4; ++q) {
     __m512 bv = bias != nullptr ? _mm512_maskz_loadu_ps(masks[q], bias + 16 * q) : _mm512_setzero_ps();
     for (int r = 0; r < MR; ++r) _mm512_mask_storeu_ps(c + r * ldc + 16 * q, masks[q], _mm512_add_ps(acc[r][q], bv));
   }
 }
 
-void gemmBf16(int64_t m, int64_t n, int64_t kPadded, const uint16_t* a, int64_t lda, const uint16_t* w,
-              const float* bias, float* c, int64_t ldc, int64_t panelBegin, int64_t panelEnd) {
-  int64_t kGroups = kPadded / 2;
+void gemmBf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* w, const float* bias,
+              float* c, int64_t ldc, int64_t panelBegin, int64_t panelEnd) {
+  alignas(64) float block[kBf16Kc * kPanel];
   for (int64_t p = panelBegin; p < panelEnd; ++p) {
-    const uint16_t* panel = w + p * kGroups * 128;
-    int64_t col = p * kPanel;
-    int64_t nn = imin(kPanel, n - col);
-    const float* bp = bias != nullptr ? bias + col : nullptr;
-    int64_t i = 0;
-    for (; i + 6 <= m; i += 6) bf16Tile<6>(kGroups, a + i * lda, lda, panel, bp, c + i * ldc + col, ldc, nn);
-    const uint16_t* ai = a + i * lda;
-    float* ci = c + i * ldc + col;
-    switch (m - i) {
-      case 5: bf16Tile<5>(kGroups, ai, lda, panel, bp, ci, ldc, nn); break;
-      case 4: bf16Tile<4>(kGroups, ai, lda, panel, bp, ci, ldc, nn); break;
-      case 3: bf16Tile<3>(kGroups, ai, lda, panel, bp, ci, ldc, nn); break;
-      case 2: bf16Tile<2>(kGroups, ai, lda, panel, bp, ci, ldc, nn); break;
-      case 1: bf16Tile<1>(kGroups, ai, lda, panel, bp, ci, ldc, nn); break;
-      default: break;
+    const uint16_t* panel = w + p * k * kPanel;
+    const int64_t col = p * kPanel;
+    const int64_t nn = imin(kPanel, n - col);
+    __mmask16 masks[4] = {tailMask(nn), tailMask(nn - 16), tailMask(nn - 32), tailMask(nn - 48)};
+    for (int64_t k0 = 0; k0 < k; k0 += kBf16Kc) {
+      const int64_t kc = imin(kBf16Kc, k - k0);
+      const uint16_t* src = panel + k0 * kPanel;
+      for (int64_t i = 0; i < kc * kPanel; i += 16) {
+        __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i)));
+        _mm512_store_ps(block + i, _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16)));
+      }
+      const bool accumulate = k0 > 0;
+      const float* bp = k0 + kc == k && bias != nullptr ? bias + col : nullptr;
+      int64_t i = 0;
+      for (; i + 6 <= m; i += 6)
+        bf16Tile<6>(kc, a + i * lda + k0, lda, block, c + i * ldc + col, ldc, accumulate, bp, masks);
+      const float* ai = a + i * lda + k0;
+      float* ci = c + i * ldc + col;
+      switch (m - i) {
+        case 5: bf16Tile<5>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks); break;
+        case 4: bf16Tile<4>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks); break;
+        case 3: bf16Tile<3>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks); break;
+        case 2: bf16Tile<2>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks); break;
+        case 1: bf16Tile<1>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks); break;
+        default: break;
+      }
     }
   }
 }
@@ -392,7 +390,7 @@ void quantizeRowsU8(const float* x, int64_t ldx, int64_t m, int64_t k, int64_t k
 const KernelTable* avx512KernelTable() {
   static const KernelTable table = {
       "avx512",        &sgemm,   &rowMax,          &expShiftSum, &scaleRow, &dotRow,         &geluTanh,
-      &geluTanhBackward, &siluMul, &siluMulBackward, &toBf16,      &gemmBf16, &gemmU8S8, &quantizeRowsU8,
+      &geluTanhBackward, &siluMul, &siluMulBackward, &gemmBf16, &gemmU8S8, &quantizeRowsU8,
   };
   return &table;
 }

@@ -80,14 +80,6 @@ void siluMulBackward(const float* g, const float* u, const float* dy, float* dg,
   }
 }
 
-uint16_t bf16Bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);  // quiet NaN
-  u += 0x7fffu + ((u >> 16) & 1u);                                                       // nearest even
-  return static_cast<uint16_t>(u >> 16);
-}
-
 float bf16Value(uint16_t h) {
   uint32_t u = static_cast<uint32_t>(h) << 16;
   float f;
@@ -95,24 +87,16 @@ float bf16Value(uint16_t h) {
   return f;
 }
 
-void toBf16(const float* x, uint16_t* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = bf16Bits(x[i]);
-}
-
-void gemmBf16(int64_t m, int64_t n, int64_t kPadded, const uint16_t* a, int64_t lda, const uint16_t* w,
-              const float* bias, float* c, int64_t ldc, int64_t panelBegin, int64_t panelEnd) {
-  int64_t groups = kPadded / 2;
+void gemmBf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const uint16_t* w, const float* bias,
+              float* c, int64_t ldc, int64_t panelBegin, int64_t panelEnd) {
   for (int64_t p = panelBegin; p < panelEnd; ++p) {
-    const uint16_t* panel = w + p * groups * 128;
+    const uint16_t* panel = w + p * k * kPanel;
     for (int64_t ch = 0; ch < kPanel && p * kPanel + ch < n; ++ch) {
-      int64_t col = p * kPanel + ch;
+      const int64_t col = p * kPanel + ch;
       for (int64_t i = 0; i < m; ++i) {
         float acc = 0;
-        const uint16_t* ar = a + i * lda;
-        for (int64_t g = 0; g < groups; ++g) {
-          const uint16_t* wp = panel + g * 128 + ch * 2;
-          acc += bf16Value(ar[2 * g]) * bf16Value(wp[0]) + bf16Value(ar[2 * g + 1]) * bf16Value(wp[1]);
-        }
+        const float* ar = a + i * lda;
+        for (int64_t kk = 0; kk < k; ++kk) acc += ar[kk] * bf16Value(panel[kk * kPanel + ch]);
         c[i * ldc + col] = acc + (bias != nullptr ? bias[col] : 0.0f);
       }
     }
@@ -162,7 +146,7 @@ void quantizeRowsU8(const float* x, int64_t ldx, int64_t m, int64_t k, int64_t k
 
 const KernelTable kGeneric = {
     "generic",         &sgemm,   &rowMax,          &expShiftSum, &scaleRow, &dotRow,         &geluTanh,
-    &geluTanhBackward, &siluMul, &siluMulBackward, &toBf16,      &gemmBf16, &gemmU8S8, &quantizeRowsU8,
+    &geluTanhBackward, &siluMul, &siluMulBackward, &gemmBf16, &gemmU8S8, &quantizeRowsU8,
 };
 
 bool avx512Usable() {
@@ -174,26 +158,9 @@ bool avx512Usable() {
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
 
-bool cpuHas(const char* feature) {
-  // __builtin_cpu_supports needs a literal; these two are checked by name.
-  if (std::strcmp(feature, "avx512bf16") == 0) {
-#if defined(__GNUC__) && (__GNUC__ >= 12)
-    return __builtin_cpu_supports("avx512bf16");
-#else
-    return false;
-#endif
-  }
-  if (std::strcmp(feature, "avx512vnni") == 0) return __builtin_cpu_supports("avx512vnni");
-  return false;
-}
-
 KernelTable makeAvx512Table() {
   KernelTable t = *avx512KernelTable();
-  if (!cpuHas("avx512bf16")) {
-    t.toBf16 = kGeneric.toBf16;
-    t.gemmBf16 = kGeneric.gemmBf16;
-  }
-  if (!cpuHas("avx512vnni")) t.gemmU8S8 = kGeneric.gemmU8S8;
+  if (!__builtin_cpu_supports("avx512vnni")) t.gemmU8S8 = kGeneric.gemmU8S8;
   return t;
 }
 

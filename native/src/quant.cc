@@ -1,15 +1,15 @@
 // Low-precision inference linear layers: weights packed once in bfloat16 or int8 (per-output-channel symmetric
 // scales), activations float32 in and out.
 //
-//  - bfloat16: activations are rounded to bf16 per call and multiplied with vdpbf16ps (AVX512_BF16), float32
-//    accumulation. Half the weight bytes of float32.
+//  - bfloat16: weights rounded to bf16 (half the bytes of float32), widened back to float32 block by block
+//    inside the kernel; activations stay float32, float32 FMA accumulation.
 //  - int8: weights q[c][k] = round(w[c][k] / s_c), s_c = max_k |w[c][k]| / 127. Activations are quantised per row
 //    (token) the same way on the fly (dynamic quantisation: VNNI multiplies int8 by int8, so weight-only int8
 //    still needs integer activations), stored +128 as uint8 for vpdpbusd (AVX512_VNNI) with int32 accumulation;
 //    y = s_row · s_c · (Σ u8·s8 − 128 · Σ_k q[c][k]) + bias. A quarter of the weight bytes of float32.
 //
-// Layout (see fused_kernels.h): 64-channel panels, k grouped by 2 (bf16) or 4 (int8), 256 bytes per group and
-// panel, channels and k zero-padded. Without the CPU instructions the portable kernels compute the same values.
+// Layout (see fused_kernels.h): 64-channel panels (channels zero-padded); bf16 [k][64]; int8 [k/4][64][4] (k
+// zero-padded to a multiple of 4). Without the CPU instructions the portable kernels compute the same values.
 #include <ATen/Parallel.h>
 
 #include "common.h"
@@ -26,30 +26,31 @@ Format parseFormat(const std::string& f) {
   TORCH_CHECK(false, "packed linear: format must be 'bfloat16' or 'int8', got '", f, "'");
 }
 
-int64_t groupOf(Format f) { return f == Format::Bf16 ? 2 : 4; }
+int64_t groupOf(Format f) { return f == Format::Bf16 ? 1 : 4; }
 int64_t paddedK(int64_t k, Format f) { return (k + groupOf(f) - 1) / groupOf(f) * groupOf(f); }
 int64_t panels(int64_t n) { return (n + kern::kPanel - 1) / kern::kPanel; }
+int64_t packedBytes(int64_t n, int64_t k, Format f) {
+  return f == Format::Bf16 ? panels(n) * k * kern::kPanel * 2 : panels(n) * (paddedK(k, f) / 4) * 256;
+}
 
 // Returns [packed bytes, column scales (int8) or empty, column compensation 128·Σq (int8) or empty].
 std::vector<at::Tensor> packWeight(const at::Tensor& weight, const std::string& formatName) {
   TORCH_CHECK(weight.dim() == 2, "packLinearWeight: weight must be (out, in), got ", weight.sizes());
   TORCH_CHECK(at::isFloatingType(weight.scalar_type()), "packLinearWeight: weight must be floating point");
   const Format f = parseFormat(formatName);
-  const int64_t n = weight.size(0), k = weight.size(1), kp = paddedK(k, f), p = panels(n), g = groupOf(f);
+  const int64_t n = weight.size(0), k = weight.size(1), kp = paddedK(k, f), p = panels(n);
   at::Tensor w = weight.to(at::kFloat).contiguous();
   const float* wp = w.data_ptr<float>();
-  at::Tensor packed = at::zeros({p * (kp / g) * 256}, weight.options().dtype(at::kByte));
+  at::Tensor packed = at::zeros({packedBytes(n, k, f)}, weight.options().dtype(at::kByte));
   if (f == Format::Bf16) {
     uint16_t* out = reinterpret_cast<uint16_t*>(packed.data_ptr<uint8_t>());
     at::parallel_for(0, p, 1, [&](int64_t b, int64_t e) {
       for (int64_t pi = b; pi < e; ++pi)
-        for (int64_t gi = 0; gi < kp / 2; ++gi)
-          for (int64_t c = 0; c < kern::kPanel; ++c)
-            for (int64_t t = 0; t < 2; ++t) {
-              const int64_t row = pi * kern::kPanel + c, col = 2 * gi + t;
-              float v = row < n && col < k ? wp[row * k + col] : 0.0f;
-              out[((pi * (kp / 2) + gi) * kern::kPanel + c) * 2 + t] = c10::BFloat16(v).x;
-            }
+        for (int64_t col = 0; col < k; ++col)
+          for (int64_t c = 0; c < kern::kPanel; ++c) {
+            const int64_t row = pi * kern::kPanel + c;
+            out[(pi * k + col) * kern::kPanel + c] = c10::BFloat16(row < n ? wp[row * k + col] : 0.0f).x;
+          }
     });
     return {packed, at::Tensor(), at::Tensor()};
   }
@@ -84,7 +85,7 @@ at::Tensor unpackWeight(const at::Tensor& packed, const std::string& formatName,
                         const c10::optional<at::Tensor>& scales) {
   const Format f = parseFormat(formatName);
   const int64_t kp = paddedK(k, f);
-  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.numel() == panels(n) * (kp / groupOf(f)) * 256,
+  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.numel() == packedBytes(n, k, f),
               "unpackLinearWeight: packed buffer does not match (", n, ", ", k, ") in ", formatName);
   at::Tensor w = at::empty({n, k}, packed.options().dtype(at::kFloat));
   float* wp = w.data_ptr<float>();
@@ -95,7 +96,7 @@ at::Tensor unpackWeight(const at::Tensor& packed, const std::string& formatName,
       if (f == Format::Bf16) {
         const uint16_t* p16 = reinterpret_cast<const uint16_t*>(raw);
         c10::BFloat16 b;
-        b.x = p16[((pi * (kp / 2) + col / 2) * kern::kPanel + c) * 2 + col % 2];
+        b.x = p16[(pi * k + col) * kern::kPanel + c];
         wp[row * k + col] = static_cast<float>(b);
       } else {
         TORCH_CHECK(scales.has_value(), "unpackLinearWeight: int8 needs the scales");
@@ -118,7 +119,7 @@ at::Tensor packedLinear(const at::Tensor& input, const at::Tensor& packed, const
   TORCH_CHECK(input.dim() >= 1 && input.size(-1) == k, "packed linear: input ", input.sizes(),
               " does not end in the weight's ", k, " input features");
   const int64_t kp = paddedK(k, f), np = panels(n);
-  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.numel() == np * (kp / groupOf(f)) * 256,
+  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.numel() == packedBytes(n, k, f),
               "packed linear: packed buffer does not match (", n, ", ", k, ") in ", formatName);
   if (f == Format::Int8)
     TORCH_CHECK(scales.has_value() && comp.has_value() && scales->numel() == n && comp->numel() == n,
@@ -139,16 +140,11 @@ at::Tensor packedLinear(const at::Tensor& input, const at::Tensor& packed, const
   const int64_t rowsPerBlock = 240;
   const int64_t mb = (m + rowsPerBlock - 1) / rowsPerBlock;
   if (f == Format::Bf16) {
-    at::Tensor a = at::zeros({m, kp}, x.options().dtype(at::kBFloat16));
-    uint16_t* ap = reinterpret_cast<uint16_t*>(a.data_ptr<c10::BFloat16>());
-    at::parallel_for(0, m, 16, [&](int64_t s, int64_t e) {
-      for (int64_t r = s; r < e; ++r) K.toBf16(xp + r * k, ap + r * kp, k);
-    });
     const uint16_t* wp = reinterpret_cast<const uint16_t*>(packed.data_ptr<uint8_t>());
     at::parallel_for(0, np * mb, 1, [&](int64_t s, int64_t e) {
       for (int64_t it = s; it < e; ++it) {
         const int64_t pi = it / mb, r0 = (it % mb) * rowsPerBlock, rows = std::min(rowsPerBlock, m - r0);
-        K.gemmBf16(rows, n, kp, ap + r0 * kp, kp, wp, bp, yp + r0 * n, n, pi, pi + 1);
+        K.gemmBf16(rows, n, k, xp + r0 * k, k, wp, bp, yp + r0 * n, n, pi, pi + 1);
       }
     });
   } else {
@@ -189,8 +185,7 @@ void registerQuantOps(Registry& r) {
   r.def("packedLinearKernels", "", +[]() {
     const auto* avx = kern::avx512Kernels();
     std::vector<std::string> parts;
-    std::string bf = avx != nullptr && avx->gemmBf16 != kern::genericKernels().gemmBf16 ? "bfloat16:avx512_bf16"
-                                                                                       : "bfloat16:portable";
+    std::string bf = avx != nullptr ? "bfloat16:avx512" : "bfloat16:portable";
     std::string i8 = avx != nullptr && avx->gemmU8S8 != kern::genericKernels().gemmU8S8 ? "int8:avx512_vnni"
                                                                                       : "int8:portable";
     return bf + "," + i8;

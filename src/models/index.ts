@@ -12,5 +12,5 @@ export {
   segmentAttention,
   imageTokenCount,
 } from './qwen2_5_vl/vision.js';
-export { type AttentionMode, TextModel } from './qwen2_5_vl/text.js';
+export { type AttentionMode, type DecoderContext, DecoderLayer, TextModel } from './qwen2_5_vl/text.js';
 export { attention, repeatKv, rotateHalf } from './attention.js';

@@ -122,6 +122,11 @@ export class PackedLinear extends Module {
     return this.weightPacked.outFeatures;
   }
 
+  /** Bytes read per forward: the packed weight, its scales and the float32 bias. */
+  get bytes(): number {
+    return this.weightPacked.bytes + (this.biasF32 === null ? 0 : this.biasF32.numel() * 4);
+  }
+
   forward(x: Tensor): Tensor {
     return packedLinear(x, this.weightPacked, this.biasF32);
   }
