@@ -5,7 +5,8 @@
 // the running max, the running sum, the label's logit and the argmax (for accuracy). Backward recomputes each
 // block's logits and turns them into the block of dL/dlogits = (softmax − onehot) / count in place, which feeds
 // dHidden += G·W_chunk and dWeight_chunk += Gᵀ·hidden_chunk. Peak extra memory is one block of logits (bounded
-// by `chunkElements`) plus the weight gradient itself. Logits and softmax are float32 (float64 for float64
+// by `chunkElements`) plus the weight gradient itself. When all the logits fit in one block (small vocabularies,
+// few rows) the forward keeps that block's softmax − onehot for backward instead of recomputing the product. Logits and softmax are float32 (float64 for float64
 // inputs); the matrix products run in the inputs' dtype (bfloat16 under autocast).
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -61,6 +62,56 @@ struct RowStats {
         argmax(n, -1) {}
 };
 
+// Folds one block of logits (rows r0.., vocabulary v0..) into the running row statistics. The block is
+// overwritten by exp(logit − running max) unless `keepLogits`.
+template <typename Acc>
+void blockStats(Acc* lp, int64_t rows, int64_t cols, int64_t r0, int64_t v0, const int64_t* labels,
+                RowStats<Acc>& st, bool keepLogits) {
+  at::parallel_for(0, rows, 16, [&](int64_t b, int64_t e) {
+    std::vector<Acc> scratch(keepLogits ? static_cast<size_t>(cols) : 0);
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t row = r0 + i;
+      Acc* x = lp + i * cols;
+      const int64_t y = labels[row];
+      if (y >= v0 && y < v0 + cols) st.picked[row] = x[y - v0];
+      const Acc mx = fused::rowMax(x, cols);
+      if (mx > st.best[row]) {
+        st.best[row] = mx;
+        st.argmax[row] = v0 + (std::find(x, x + cols, mx) - x);
+      }
+      const Acc mnew = std::max(st.max[row], mx);
+      const Acc corr = st.max[row] == -std::numeric_limits<Acc>::infinity() ? Acc(0) : std::exp(st.max[row] - mnew);
+      Acc* target = x;
+      if (keepLogits) {
+        std::copy(x, x + cols, scratch.begin());
+        target = scratch.data();
+      }
+      st.sum[row] = st.sum[row] * corr + fused::expShiftSum(target, cols, Acc(1), mnew);
+      st.max[row] = mnew;
+    }
+  });
+}
+
+// Turns a block of logits into (softmax − onehot) · scale in place (rows with the ignore label: 0).
+template <typename Acc>
+void toSoftmaxGrad(Acc* gp, int64_t rows, int64_t cols, int64_t r0, int64_t v0, const int64_t* labels,
+                   const Acc* lse, int64_t ignoreIndex, Acc scale) {
+  at::parallel_for(0, rows, 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t row = r0 + i;
+      Acc* x = gp + i * cols;
+      const int64_t y = labels[row];
+      if (y == ignoreIndex) {
+        std::fill(x, x + cols, Acc(0));
+        continue;
+      }
+      fused::expShiftSum(x, cols, Acc(1), lse[row]);  // softmax
+      if (y >= v0 && y < v0 + cols) x[y - v0] -= Acc(1);
+      if (scale != Acc(1)) fused::scaleRow(x, cols, scale);
+    }
+  });
+}
+
 template <typename Acc>
 void forwardBlocks(const at::Tensor& hidden, const at::Tensor& weight, const int64_t* labels, Chunking ch,
                    RowStats<Acc>& st) {
@@ -72,24 +123,7 @@ void forwardBlocks(const at::Tensor& hidden, const at::Tensor& weight, const int
     for (int64_t v0 = 0; v0 < v; v0 += ch.vocab) {
       const int64_t cols = std::min(ch.vocab, v - v0);
       at::Tensor logits = at::mm(h, weight.narrow(0, v0, cols).t()).to(accType).contiguous();
-      Acc* lp = logits.data_ptr<Acc>();
-      at::parallel_for(0, rows, 16, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) {
-          const int64_t row = r0 + i;
-          Acc* x = lp + i * cols;
-          const int64_t y = labels[row];
-          if (y >= v0 && y < v0 + cols) st.picked[row] = x[y - v0];
-          const Acc mx = fused::rowMax(x, cols);
-          if (mx > st.best[row]) {
-            st.best[row] = mx;
-            st.argmax[row] = v0 + (std::find(x, x + cols, mx) - x);
-          }
-          const Acc mnew = std::max(st.max[row], mx);
-          const Acc corr = st.max[row] == -std::numeric_limits<Acc>::infinity() ? Acc(0) : std::exp(st.max[row] - mnew);
-          st.sum[row] = st.sum[row] * corr + fused::expShiftSum(x, cols, Acc(1), mnew);
-          st.max[row] = mnew;
-        }
-      });
+      blockStats<Acc>(logits.data_ptr<Acc>(), rows, cols, r0, v0, labels, st, false);
     }
   }
 }
@@ -106,12 +140,18 @@ struct LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntrop
     const Chunking ch = chunking(n, weight.size(0), std::max<int64_t>(1, chunkElements));
     const int64_t* lab = labels.data_ptr<int64_t>();
     at::Tensor lse = at::empty({n}, hidden.options().dtype(accType));
+    const bool singleBlock = ch.rows >= n && ch.vocab >= weight.size(0);
+    // Single block: the logits themselves, turned into softmax − onehot below and kept for backward.
+    at::Tensor probs = singleBlock ? at::mm(hidden, weight.t()).to(accType).contiguous() : at::Tensor();
     int64_t count = 0, correct = 0;
     double lossSum = 0;
     AT_DISPATCH_FLOATING_TYPES(accType, "linearCrossEntropy", [&] {
       using Acc = scalar_t;
       RowStats<Acc> st(n);
-      forwardBlocks<Acc>(hidden, weight, lab, ch, st);
+      if (singleBlock)
+        blockStats<Acc>(probs.data_ptr<Acc>(), n, weight.size(0), 0, 0, lab, st, /*keepLogits=*/true);
+      else
+        forwardBlocks<Acc>(hidden, weight, lab, ch, st);
       Acc* lp = lse.data_ptr<Acc>();
       for (int64_t i = 0; i < n; ++i) {
         lp[i] = st.max[i] + std::log(st.sum[i]);
@@ -120,13 +160,14 @@ struct LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntrop
         lossSum += static_cast<double>(lp[i] - st.picked[i]);
         if (st.argmax[i] == lab[i]) ++correct;
       }
+      if (singleBlock) toSoftmaxGrad<Acc>(probs.data_ptr<Acc>(), n, weight.size(0), 0, 0, lab, lp, ignoreIndex, Acc(1));
     });
     at::Tensor loss = at::scalar_tensor(count > 0 ? lossSum / static_cast<double>(count) : 0.0,
                                         hidden.options().dtype(accType));
     at::Tensor correctT = at::scalar_tensor(correct, hidden.options().dtype(at::kLong));
     at::Tensor countT = at::scalar_tensor(count, hidden.options().dtype(at::kLong));
     ctx->mark_non_differentiable({correctT, countT});
-    ctx->save_for_backward({hidden, weight, labels, lse});
+    ctx->save_for_backward({hidden, weight, labels, lse, probs});
     ctx->saved_data["ignoreIndex"] = ignoreIndex;
     ctx->saved_data["count"] = count;
     ctx->saved_data["chunkRows"] = ch.rows;
@@ -140,6 +181,7 @@ struct LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntrop
     const at::Tensor& weight = saved[1];
     const at::Tensor& labels = saved[2];
     const at::Tensor& lse = saved[3];
+    const at::Tensor& probs = saved[4];
     const int64_t ignoreIndex = ctx->saved_data["ignoreIndex"].toInt();
     const int64_t count = ctx->saved_data["count"].toInt();
     const Chunking ch{ctx->saved_data["chunkRows"].toInt(), ctx->saved_data["chunkVocab"].toInt()};
@@ -154,6 +196,12 @@ struct LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntrop
               at::Tensor(), at::Tensor(), at::Tensor()};
     const double gscale = grads[0].item<double>() / static_cast<double>(count);
     const int64_t* lab = labels.data_ptr<int64_t>();
+    if (probs.defined()) {  // single block: softmax − onehot kept by forward
+      at::Tensor gc = probs.mul(gscale).to(hidden.scalar_type());
+      return {needH ? at::mm(gc, weight).to(hidden.scalar_type()) : at::Tensor(),
+              needW ? at::mm(gc.t(), hidden).to(weight.scalar_type()) : at::Tensor(), at::Tensor(), at::Tensor(),
+              at::Tensor()};
+    }
     AT_DISPATCH_FLOATING_TYPES(accType, "linearCrossEntropyBackward", [&] {
       using Acc = scalar_t;
       const Acc* lp = lse.data_ptr<Acc>();
@@ -164,21 +212,7 @@ struct LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntrop
           const int64_t cols = std::min(ch.vocab, v - v0);
           at::Tensor w = weight.narrow(0, v0, cols);
           at::Tensor g = at::mm(h, w.t()).to(accType).contiguous();
-          Acc* gp = g.data_ptr<Acc>();
-          at::parallel_for(0, rows, 16, [&](int64_t b, int64_t e) {
-            for (int64_t i = b; i < e; ++i) {
-              const int64_t row = r0 + i;
-              Acc* x = gp + i * cols;
-              const int64_t y = lab[row];
-              if (y == ignoreIndex) {
-                std::fill(x, x + cols, Acc(0));
-                continue;
-              }
-              fused::expShiftSum(x, cols, Acc(1), lp[row]);  // softmax
-              if (y >= v0 && y < v0 + cols) x[y - v0] -= Acc(1);
-              fused::scaleRow(x, cols, static_cast<Acc>(gscale));
-            }
-          });
+          toSoftmaxGrad<Acc>(g.data_ptr<Acc>(), rows, cols, r0, v0, lab, lp, ignoreIndex, static_cast<Acc>(gscale));
           at::Tensor gc = g.to(hidden.scalar_type());
           if (needH) dH.narrow(0, r0, rows).add_(at::mm(gc, w).to(accType));
           if (needW) dW.narrow(0, v0, cols).add_(at::mm(gc.t(), h).to(accType));

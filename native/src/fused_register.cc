@@ -8,12 +8,14 @@ void registerFusedOps(Registry& r);
 void registerFusedAttentionOps(Registry& r);
 void registerFusedLinearCrossEntropyOps(Registry& r);
 void registerQuantOps(Registry& r);
+void registerFusedOptimOps(Registry& r);
 
 void registerPerformanceOps(Registry& r) {
   registerFusedOps(r);
   registerFusedAttentionOps(r);
   registerFusedLinearCrossEntropyOps(r);
   registerQuantOps(r);
+  registerFusedOptimOps(r);
 }
 
 }  // namespace moca

@@ -104,6 +104,7 @@ export interface NativeOps {
   fromBuffer(data: ArrayBufferView, shape: number[], dtype: number): NativeTensor;
   full(shape: number[], value: number | boolean, dtype: number, device: string): NativeTensor;
   fullLike(self: NativeTensor, value: number | boolean): NativeTensor;
+  fusedAdamwStep(params: NativeTensor[], grads: NativeTensor[], expAvgs: NativeTensor[], expAvgSqs: NativeTensor[], steps: number[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, maximize: boolean): void;
   fusedGeluTanh(self: NativeTensor): NativeTensor;
   fusedKernelsName(): string;
   fusedLinearCrossEntropy(hidden: NativeTensor, weight: NativeTensor, labels: NativeTensor, ignoreIndex: number, chunkElements: number): NativeTensor[];

@@ -284,38 +284,42 @@ describe('fused RMSNorm, rotary, silu·mul, tanh-GELU', () => {
 
 describe('fused linear + cross-entropy', () => {
   test(
-    'float64 gradients equal finite differences (chunks smaller than the vocabulary, ignored rows)',
+    'float64 gradients equal finite differences (blocks smaller than the vocabulary, or one block; ignored rows)',
     scoped(() => {
       const h = randomInput([6, 5], 31);
       const w = randomInput([23, 5], 32);
       const labels = torch.tensor([3, -100, 22, 0, 7, 3], { dtype: 'int64' });
-      gradcheck((a, b) => torch.fusedLinearCrossEntropy(a, b, labels, { chunkElements: 20 }).loss, [h, w]);
+      for (const chunkElements of [20, 1 << 20]) {
+        gradcheck((a, b) => torch.fusedLinearCrossEntropy(a, b, labels, { chunkElements }).loss, [h, w]);
+      }
     }),
   );
 
-  test(
-    'float32 loss, accuracy and gradients equal logits + crossEntropy',
-    scoped(() => {
-      torch.manualSeed(8);
-      const h = torch.randn([300, 64]);
-      const w = torch.randn([1000, 64]).mul(0.3);
-      const labels = torch.randint(0, 1000, [300]);
-      const leafH = h.detach().requiresGrad_(true);
-      const leafW = w.detach().requiresGrad_(true);
-      const r = torch.fusedLinearCrossEntropy(leafH, leafW, labels, { chunkElements: 64 * 1000 });
-      const [gh, gw] = torch.grad([r.loss], [leafH, leafW]) as [Tensor, Tensor];
-      const logits = h.matmul(w.t());
-      const refH = h.detach().requiresGrad_(true);
-      const refW = w.detach().requiresGrad_(true);
-      const ref = F.crossEntropy(refH.matmul(refW.t()), labels);
-      const [rh, rw] = torch.grad([ref], [refH, refW]) as [Tensor, Tensor];
-      assert.ok(Math.abs(r.loss.item() - ref.item()) < 1e-5, `${r.loss.item()} vs ${ref.item()}`);
-      assert.equal(r.correct, logits.argmax(1).eq(labels).sum().item());
-      assert.equal(r.rows, 300);
-      assert.ok(maxAbs(gh, rh) < 1e-6);
-      assert.ok(maxAbs(gw, rw) < 1e-6);
-    }),
-  );
+  for (const chunkElements of [64 * 1000, 1 << 23]) {
+    test(
+      `float32 loss, accuracy and gradients equal logits + crossEntropy (${chunkElements < 300000 ? 'several blocks' : 'one block'})`,
+      scoped(() => {
+        torch.manualSeed(8);
+        const h = torch.randn([300, 64]);
+        const w = torch.randn([1000, 64]).mul(0.3);
+        const labels = torch.randint(0, 1000, [300]);
+        const leafH = h.detach().requiresGrad_(true);
+        const leafW = w.detach().requiresGrad_(true);
+        const r = torch.fusedLinearCrossEntropy(leafH, leafW, labels, { chunkElements });
+        const [gh, gw] = torch.grad([r.loss], [leafH, leafW]) as [Tensor, Tensor];
+        const logits = h.matmul(w.t());
+        const refH = h.detach().requiresGrad_(true);
+        const refW = w.detach().requiresGrad_(true);
+        const ref = F.crossEntropy(refH.matmul(refW.t()), labels);
+        const [rh, rw] = torch.grad([ref], [refH, refW]) as [Tensor, Tensor];
+        assert.ok(Math.abs(r.loss.item() - ref.item()) < 1e-5, `${r.loss.item()} vs ${ref.item()}`);
+        assert.equal(r.correct, logits.argmax(1).eq(labels).sum().item());
+        assert.equal(r.rows, 300);
+        assert.ok(maxAbs(gh, rh) < 1e-6);
+        assert.ok(maxAbs(gw, rw) < 1e-6);
+      }),
+    );
+  }
 
   test(
     'labels outside the vocabulary are an error naming the row',
