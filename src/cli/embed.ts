@@ -15,6 +15,7 @@ interface EmbedCommandOptions {
   input: string;
   output: string;
   batchSize: number;
+  maxBatchTokens?: number;
   dtype: 'float32' | 'bfloat16' | 'int8';
   errors?: string;
   strict?: boolean;
@@ -34,6 +35,7 @@ export function registerEmbedCommand(program: Command): void {
     .requiredOption('--input <file>', 'JSON Lines: {"id","text","images"} or {"id","content":[...]} per line')
     .requiredOption('--output <file>', 'JSON Lines of {"id","embedding"} in input order')
     .option('--batch-size <n>', 'inputs per forward pass', positiveInt, 8)
+    .option('--max-batch-tokens <n>', 'text + image tokens per forward pass (bounds memory)', positiveInt)
     .option(
       '--dtype <dtype>',
       'inference precision: float32, bfloat16 (bf16 linear weights) or int8 (int8 linear weights, per-channel scales)',
@@ -111,7 +113,10 @@ async function runEmbed(opts: EmbedCommandOptions): Promise<number> {
       }
       const outcomes = await embedder.embedSettled(
         rows.map((r) => r.input),
-        { batchSize: opts.batchSize },
+        {
+          batchSize: opts.batchSize,
+          ...(opts.maxBatchTokens === undefined ? {} : { maxBatchTokens: opts.maxBatchTokens }),
+        },
       );
       outcomes.forEach((o, i) => {
         const r = rows[i]!;

@@ -63,6 +63,11 @@ export interface EmbedderOptions {
 export interface EmbedCallOptions {
   /** Inputs per forward pass (default 8). Inputs are sorted by length internally; results keep input order. */
   batchSize?: number;
+  /**
+   * Tokens (text + image tokens) per forward pass: a batch closes before it would exceed this (an input longer
+   * than the budget runs alone). Bounds activation memory for image-heavy or long inputs. Default: no limit.
+   */
+  maxBatchTokens?: number;
   /** Called after each batch with the number of inputs done. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -154,11 +159,12 @@ export class Embedder {
         outcomes[i] = { ok: false, error: (e as Error).message };
       }
     }
+    const maxTokens = options.maxBatchTokens ?? Infinity;
+    if (!(maxTokens >= 1)) throw new RangeError(`maxBatchTokens must be ≥ 1, got ${options.maxBatchTokens}`);
     // Longest first: similar lengths share a batch (less padding), and memory peaks early.
     prepared.sort((a, b) => b.cost - a.cost || a.index - b.index);
     let done = inputs.length - prepared.length;
-    for (let start = 0; start < prepared.length; start += batchSize) {
-      const group = prepared.slice(start, start + batchSize);
+    for (const group of batchesOf(prepared, batchSize, maxTokens)) {
       try {
         const vectors = this.forward(group.map((p) => p.item));
         group.forEach((p, k) => (outcomes[p.index] = { ok: true, embedding: vectors[k]! }));
@@ -244,6 +250,24 @@ export class Embedder {
       }),
     );
   }
+}
+
+/** Consecutive groups of at most `size` items whose costs add up to at most `maxTokens` (one item at least). */
+export function batchesOf<T extends { cost: number }>(items: readonly T[], size: number, maxTokens: number): T[][] {
+  const out: T[][] = [];
+  let current: T[] = [];
+  let tokens = 0;
+  for (const item of items) {
+    if (current.length > 0 && (current.length >= size || tokens + item.cost > maxTokens)) {
+      out.push(current);
+      current = [];
+      tokens = 0;
+    }
+    current.push(item);
+    tokens += item.cost;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
 }
 
 function isRgbImage(x: ImageInput): x is RgbImage {
