@@ -187,6 +187,45 @@ const embed: BenchSpec = {
   },
 };
 
+const PRECISIONS = ['bfloat16', 'int8'] as const;
+
+const embedPrecision: BenchSpec = {
+  name: 'embed-precision',
+  description:
+    'the embed batches with our linear layers packed in bfloat16 / int8 (float32 activations), against the ' +
+    'float32 PyTorch reference; embedding agreement = cosine to our float32 embeddings of the same rows',
+  oursWorker: 'embed.js',
+  peerScript: 'embed.py',
+  defaults: { rounds: 3, steps: 3, warmup: 1 },
+  config: (options) => ({ ...embed.config(options), dtypes: [...PRECISIONS] }),
+  cases: () =>
+    EMBED_CASES.flatMap((c) =>
+      PRECISIONS.map((dtype): BenchCase => ({
+        id: `${c.id}-${dtype}`,
+        metric: `${c.metric}_${dtype}`,
+        unit: 'embeddings/s',
+        higherIsBetter: true,
+        value: (ms: number, values: Record<string, number>) => ((values.rows ?? 1) * 1000) / ms,
+      })),
+    ),
+  extra(c, ours, peer) {
+    const o = ours.cases.get(c.id)!;
+    const p = peer.cases.get(c.id)!;
+    const dtype = (c.id ?? '').split('-')[1]!;
+    const rows = o.values.rows?.[0] ?? 1;
+    return {
+      ours_dtype: dtype,
+      peer_dtype: 'float32',
+      ours_ms_per_batch: med(o.samples.map((x) => (rows * 1000) / x)),
+      peer_ms_per_batch: med(p.samples.map((x) => (rows * 1000) / x)),
+      cosine_to_float32_min: round(Math.min(...(o.values.cosine_min ?? [NaN])), 6),
+      cosine_to_float32_mean: round(o.values.cosine_mean?.at(-1) ?? null, 6),
+      packed_linear_bytes: (ours.init.packed_bytes as Record<string, number>)[dtype] ?? null,
+      ratio_note: 'ours (low precision) / peer (float32) of embeddings/s: above 1 means ours is faster',
+    };
+  },
+};
+
 const cptStep: BenchSpec = {
   name: 'cpt-step',
   description:
@@ -360,7 +399,7 @@ const decodeBound: BenchSpec = {
   },
 };
 
-const BENCHES: BenchSpec[] = [trainStep, matmul, embed, cptStep, clStep, decodeBound];
+const BENCHES: BenchSpec[] = [trainStep, matmul, embed, embedPrecision, cptStep, clStep, decodeBound];
 
 function usage(): string {
   const lines = BENCHES.map((b) => `  ${b.name.padEnd(12)} ${b.description}`);
