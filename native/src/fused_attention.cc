@@ -97,6 +97,24 @@ void runBalanced(std::vector<Item>& items, Cost cost, Fn fn) {
   });
 }
 
+// Rows [r0, r0 + rows) of head `head` of a (tokens, heads, dim) tensor as an Acc matrix with leading dimension
+// *ld: the tensor's own memory when it already is Acc (float32 / float64 input), else converted into `buf`.
+template <typename T, typename Acc>
+const Acc* rowsOf(const T* base, int64_t s0, int64_t s1, int64_t r0, int64_t rows, int64_t head, int64_t dim,
+                  Acc* buf, int64_t* ld) {
+  const T* first = base + r0 * s0 + head * s1;
+  if constexpr (std::is_same_v<T, Acc>) {
+    *ld = s0;
+    return first;
+  } else {
+    for (int64_t r = 0; r < rows; ++r) fused::loadRow(first + r * s0, buf + r * dim, dim);
+    *ld = dim;
+    return buf;
+  }
+}
+
+// Blocks are stored keys × queries (Sᵀ = K Qᵀ), so that the softmax runs across queries in vector lanes and
+// every product reads K, V, Q and dO rows in place: only Q (and dO in backward) is transposed, once per item.
 template <typename T>
 void flashForward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::vector<Segment>& segs,
                   double scaleArg, bool causal, at::Tensor& out, at::Tensor& lse) {
@@ -111,7 +129,6 @@ void flashForward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
   T* op = out.data_ptr<T>();
   Acc* lp = lse.data_ptr<Acc>();
   const Acc scale = static_cast<Acc>(scaleArg);
-  const Acc negInf = -std::numeric_limits<Acc>::infinity();
 
   struct Item {
     int64_t seg, head, q0;
@@ -127,48 +144,38 @@ void flashForward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
   };
   runBalanced(items, cost, [&](const Item& it) {
     thread_local std::vector<Acc> buf;
-    const size_t need = static_cast<size_t>(kBq * d + d * kBk + kBk * dv + kBq * kBk + kBq * dv + 2 * kBq);
+    const size_t need = static_cast<size_t>(kBq * d + d * kBq + kBk * d + kBk * dv + kBk * kBq + kBq * dv + 3 * kBq);
     if (buf.size() < need) buf.resize(need);
-    Acc* qb = buf.data();
-    Acc* kt = qb + kBq * d;
-    Acc* vb = kt + d * kBk;
-    Acc* sb = vb + kBk * dv;
-    Acc* ob = sb + kBq * kBk;
+    Acc* qrows = buf.data();
+    Acc* qt = qrows + kBq * d;
+    Acc* kbuf = qt + d * kBq;
+    Acc* vbuf = kbuf + kBk * d;
+    Acc* st = vbuf + kBk * dv;
+    Acc* ob = st + kBk * kBq;
     Acc* m = ob + kBq * dv;
     Acc* l = m + kBq;
+    Acc* corr = l + kBq;
 
     const Segment& g = segs[it.seg];
     const int64_t h = it.head, hk = h / group;
     const int64_t rows = std::min(kBq, g.qLen - it.q0);
-    for (int64_t r = 0; r < rows; ++r) fused::loadRow(qp + (g.qStart + it.q0 + r) * qs0 + h * qs1, qb + r * d, d);
+    int64_t ldq = 0;
+    const Acc* qa = rowsOf<T, Acc>(qp, qs0, qs1, g.qStart + it.q0, rows, h, d, qrows, &ldq);
+    fused::transpose(rows, d, qa, ldq, qt, kBq);
     std::fill(ob, ob + rows * dv, Acc(0));
-    std::fill(m, m + rows, negInf);
+    std::fill(m, m + rows, -std::numeric_limits<Acc>::infinity());
     std::fill(l, l + rows, Acc(0));
     const int64_t kEnd = causal ? std::min(g.kLen, it.q0 + rows) : g.kLen;
     for (int64_t kb = 0; kb < kEnd; kb += kBk) {
       const int64_t bk = std::min(kBk, kEnd - kb);
-      for (int64_t j = 0; j < bk; ++j) {
-        const T* kr = kp + (g.kStart + kb + j) * ks0 + hk * ks1;
-        for (int64_t c = 0; c < d; ++c) kt[c * kBk + j] = fused::toAcc<Acc>(kr[c]);
-        fused::loadRow(vp + (g.kStart + kb + j) * vs0 + hk * vs1, vb + j * dv, dv);
-      }
-      fused::gemm(rows, bk, d, Acc(1), qb, d, kt, kBk, sb, kBk, false);
-      for (int64_t r = 0; r < rows; ++r) {
-        Acc* srow = sb + r * kBk;
-        const int64_t valid = causal ? std::max<int64_t>(0, std::min(bk, it.q0 + r - kb + 1)) : bk;
-        if (valid == 0) {
-          std::fill(srow, srow + bk, Acc(0));
-          continue;
-        }
-        const Acc mnew = std::max(m[r], fused::rowMax(srow, valid));
-        const Acc corr = m[r] == negInf ? Acc(0) : std::exp((m[r] - mnew) * scale);
-        const Acc sum = fused::expShiftSum(srow, valid, scale, mnew * scale);
-        std::fill(srow + valid, srow + bk, Acc(0));
-        l[r] = l[r] * corr + sum;
-        if (corr != Acc(1)) fused::scaleRow(ob + r * dv, dv, corr);
-        m[r] = mnew;
-      }
-      fused::gemm(rows, dv, bk, Acc(1), sb, kBk, vb, dv, ob, dv, true);
+      int64_t ldk = 0, ldv = 0;
+      const Acc* ka = rowsOf<T, Acc>(kp, ks0, ks1, g.kStart + kb, bk, hk, d, kbuf, &ldk);
+      const Acc* va = rowsOf<T, Acc>(vp, vs0, vs1, g.kStart + kb, bk, hk, dv, vbuf, &ldv);
+      fused::gemm(bk, rows, d, Acc(1), ka, ldk, qt, kBq, st, kBq, false);  // Sᵀ = K Qᵀ
+      fused::softmaxColumns(st, bk, rows, kBq, scale, kb - it.q0, causal, m, l, corr);
+      for (int64_t r = 0; r < rows; ++r)
+        if (corr[r] != Acc(1)) fused::scaleRow(ob + r * dv, dv, corr[r]);
+      fused::gemmTN(rows, dv, bk, Acc(1), st, kBq, va, ldv, ob, dv, true);  // O += P V
     }
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t qi = g.qStart + it.q0 + r;
@@ -179,7 +186,7 @@ void flashForward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
         lp[h * nq + qi] = m[r] * scale + std::log(l[r]);
       } else {
         for (int64_t c = 0; c < dv; ++c) orow[c] = fused::fromAcc<T>(Acc(0));
-        lp[h * nq + qi] = negInf;
+        lp[h * nq + qi] = -std::numeric_limits<Acc>::infinity();
       }
     }
   });
@@ -205,7 +212,6 @@ void flashBackward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v
   T* dkp = dk.data_ptr<T>();
   T* dvp = dvOut.data_ptr<T>();
   const Acc scale = static_cast<Acc>(scaleArg);
-  const Acc negInf = -std::numeric_limits<Acc>::infinity();
 
   struct Item {
     int64_t seg, kvHead;
@@ -218,26 +224,17 @@ void flashBackward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v
   auto cost = [&](const Item& it) { return segs[it.seg].qLen * segs[it.seg].kLen; };
   runBalanced(items, cost, [&](const Item& it) {
     const Segment& g = segs[it.seg];
-    const int64_t hk = it.kvHead;
-    std::vector<Acc> dqAcc(static_cast<size_t>(g.qLen * d)), dkAcc(static_cast<size_t>(g.kLen * d), Acc(0)),
-        dvAcc(static_cast<size_t>(g.kLen * dv), Acc(0)), di(static_cast<size_t>(g.qLen)),
-        lrow(static_cast<size_t>(g.qLen));
-    std::vector<Acc> buf(static_cast<size_t>(kBq * d + kBq * dv + d * kBk + kBk * d + dv * kBk + 2 * kBq * kBk +
-                                             2 * kBk * kBq + dv));
-    Acc* qb = buf.data();
-    Acc* gb = qb + kBq * d;
-    Acc* kt = gb + kBq * dv;
-    Acc* kbuf = kt + d * kBk;
-    Acc* vt = kbuf + kBk * d;
-    Acc* pb = vt + dv * kBk;
-    Acc* dsb = pb + kBq * kBk;
-    Acc* pt = dsb + kBq * kBk;
-    Acc* dst = pt + kBk * kBq;
-    Acc* tmp = dst + kBk * kBq;
+    const int64_t hk = it.kvHead, n = g.qLen;
+    auto vec = [](int64_t size) { return std::vector<Acc>(static_cast<size_t>(size)); };
+    std::vector<Acc> dqAcc = vec(n * d), dkAcc(static_cast<size_t>(g.kLen * d), Acc(0)),
+                     dvAcc(static_cast<size_t>(g.kLen * dv), Acc(0)), di = vec(n), lrow = vec(n), qt = vec(d * n),
+                     gt = vec(dv * n), qrows = vec(std::is_same_v<T, Acc> ? 0 : n * d),
+                     grows = vec(std::is_same_v<T, Acc> ? 0 : n * dv), kbuf = vec(kBk * d), vbuf = vec(kBk * dv),
+                     pt = vec(kBk * kBq), dst = vec(kBk * kBq);
 
     for (int64_t hh = 0; hh < group; ++hh) {
       const int64_t h = hk * group + hh;
-      for (int64_t i = 0; i < g.qLen; ++i) {
+      for (int64_t i = 0; i < n; ++i) {
         const int64_t qi = g.qStart + i;
         Acc s = 0;
         const T* orow = opp + qi * os0 + h * os1;
@@ -246,57 +243,35 @@ void flashBackward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v
         di[i] = s;
         lrow[i] = lp[h * nq + qi];
       }
+      int64_t ldq = 0, ldg = 0;
+      const Acc* qa = rowsOf<T, Acc>(qp, qs0, qs1, g.qStart, n, h, d, qrows.data(), &ldq);
+      const Acc* ga = rowsOf<T, Acc>(gp, gs0, gs1, g.qStart, n, h, dv, grows.data(), &ldg);
+      fused::transpose(n, d, qa, ldq, qt.data(), n);
+      fused::transpose(n, dv, ga, ldg, gt.data(), n);
       std::fill(dqAcc.begin(), dqAcc.end(), Acc(0));
       for (int64_t kb = 0; kb < g.kLen; kb += kBk) {
-        if (causal && kb >= g.qLen) break;  // no query reaches these keys
+        if (causal && kb >= n) break;  // no query reaches these keys
         const int64_t bk = std::min(kBk, g.kLen - kb);
-        for (int64_t j = 0; j < bk; ++j) {
-          const T* kr = kp + (g.kStart + kb + j) * ks0 + hk * ks1;
-          fused::loadRow(kr, kbuf + j * d, d);
-          for (int64_t c = 0; c < d; ++c) kt[c * kBk + j] = kbuf[j * d + c];
-          fused::loadRow(vp + (g.kStart + kb + j) * vs0 + hk * vs1, tmp, dv);
-          for (int64_t c = 0; c < dv; ++c) vt[c * kBk + j] = tmp[c];
-        }
+        int64_t ldk = 0, ldv = 0;
+        const Acc* ka = rowsOf<T, Acc>(kp, ks0, ks1, g.kStart + kb, bk, hk, d, kbuf.data(), &ldk);
+        const Acc* va = rowsOf<T, Acc>(vp, vs0, vs1, g.kStart + kb, bk, hk, dv, vbuf.data(), &ldv);
         const int64_t qFirst = causal ? (kb / kBq) * kBq : 0;
-        for (int64_t q0 = qFirst; q0 < g.qLen; q0 += kBq) {
-          const int64_t rows = std::min(kBq, g.qLen - q0);
-          for (int64_t r = 0; r < rows; ++r) {
-            const int64_t qi = g.qStart + q0 + r;
-            fused::loadRow(qp + qi * qs0 + h * qs1, qb + r * d, d);
-            fused::loadRow(gp + qi * gs0 + h * gs1, gb + r * dv, dv);
-          }
-          fused::gemm(rows, bk, d, Acc(1), qb, d, kt, kBk, pb, kBk, false);
-          for (int64_t r = 0; r < rows; ++r) {
-            Acc* prow = pb + r * kBk;
-            const int64_t valid = causal ? std::max<int64_t>(0, std::min(bk, q0 + r - kb + 1)) : bk;
-            const Acc lr = lrow[static_cast<size_t>(q0 + r)];
-            if (valid == 0 || lr == negInf) {
-              std::fill(prow, prow + bk, Acc(0));
-              continue;
-            }
-            fused::expShiftSum(prow, valid, scale, lr);
-            std::fill(prow + valid, prow + bk, Acc(0));
-          }
+        for (int64_t q0 = qFirst; q0 < n; q0 += kBq) {
+          const int64_t rows = std::min(kBq, n - q0);
+          // Pᵀ = exp(K Qᵀ · scale − lse)
+          fused::gemm(bk, rows, d, Acc(1), ka, ldk, qt.data() + q0, n, pt.data(), kBq, false);
+          fused::probColumns(pt.data(), bk, rows, kBq, scale, lrow.data() + q0, kb - q0, causal);
           // dV += Pᵀ dO
-          for (int64_t r = 0; r < rows; ++r)
-            for (int64_t j = 0; j < bk; ++j) pt[j * kBq + r] = pb[r * kBk + j];
-          fused::gemm(bk, dv, rows, Acc(1), pt, kBq, gb, dv, dvAcc.data() + kb * dv, dv, true);
-          // dP = dO Vᵀ; dS = P ∘ (dP − Dᵢ)
-          fused::gemm(rows, bk, dv, Acc(1), gb, dv, vt, kBk, dsb, kBk, false);
-          for (int64_t r = 0; r < rows; ++r) {
-            const Acc dr = di[static_cast<size_t>(q0 + r)];
-            Acc* ds = dsb + r * kBk;
-            const Acc* pr = pb + r * kBk;
-            for (int64_t j = 0; j < bk; ++j) ds[j] = pr[j] * (ds[j] - dr);
-          }
+          fused::gemm(bk, dv, rows, Acc(1), pt.data(), kBq, ga + q0 * ldg, ldg, dvAcc.data() + kb * dv, dv, true);
+          // dSᵀ = Pᵀ ∘ (V dOᵀ − D)
+          fused::gemm(bk, rows, dv, Acc(1), va, ldv, gt.data() + q0, n, dst.data(), kBq, false);
+          fused::dsColumns(dst.data(), pt.data(), bk, rows, kBq, di.data() + q0);
           // dQ += scale · dS K ; dK += scale · dSᵀ Q
-          fused::gemm(rows, d, bk, scale, dsb, kBk, kbuf, d, dqAcc.data() + q0 * d, d, true);
-          for (int64_t r = 0; r < rows; ++r)
-            for (int64_t j = 0; j < bk; ++j) dst[j * kBq + r] = dsb[r * kBk + j];
-          fused::gemm(bk, d, rows, scale, dst, kBq, qb, d, dkAcc.data() + kb * d, d, true);
+          fused::gemmTN(rows, d, bk, scale, dst.data(), kBq, ka, ldk, dqAcc.data() + q0 * d, d, true);
+          fused::gemm(bk, d, rows, scale, dst.data(), kBq, qa + q0 * ldq, ldq, dkAcc.data() + kb * d, d, true);
         }
       }
-      for (int64_t i = 0; i < g.qLen; ++i)
+      for (int64_t i = 0; i < n; ++i)
         fused::storeRow(dqAcc.data() + i * d, dqp + ((g.qStart + i) * hq + h) * d, d);
     }
     for (int64_t j = 0; j < g.kLen; ++j) {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include "fused_attention_ref.h"
 #include "fused_kernels.h"
 
 namespace moca {
@@ -59,6 +60,49 @@ inline void gemm(int64_t m, int64_t n, int64_t k, double alpha, const double* a,
       for (int64_t j = 0; j < n; ++j) ci[j] += av * bp[j];
     }
   }
+}
+
+// C = alpha·Aᵀ·B (+C), A stored k × m.
+inline void gemmTN(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                   int64_t ldb, float* c, int64_t ldc, bool accumulate) {
+  if (m <= 0 || n <= 0) return;
+  kern::kernels().sgemmTN(m, n, k, alpha, a, lda, b, ldb, c, ldc, accumulate);
+}
+inline void gemmTN(int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda, const double* b,
+                   int64_t ldb, double* c, int64_t ldc, bool accumulate) {
+  kern::gemmTNRef<double>(m, n, k, alpha, a, lda, b, ldb, c, ldc, accumulate);
+}
+
+inline void transpose(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst, int64_t ldd) {
+  kern::kernels().transpose(rows, cols, src, lds, dst, ldd);
+}
+inline void transpose(int64_t rows, int64_t cols, const double* src, int64_t lds, double* dst, int64_t ldd) {
+  kern::transposeRef<double>(rows, cols, src, lds, dst, ldd);
+}
+
+inline void softmaxColumns(float* s, int64_t bk, int64_t bq, int64_t ld, float scale, int64_t diag, bool causal,
+                           float* m, float* l, float* corr) {
+  kern::kernels().softmaxColumns(s, bk, bq, ld, scale, diag, causal, m, l, corr);
+}
+inline void softmaxColumns(double* s, int64_t bk, int64_t bq, int64_t ld, double scale, int64_t diag, bool causal,
+                           double* m, double* l, double* corr) {
+  kern::softmaxColumnsRef<double>(s, bk, bq, ld, scale, diag, causal, m, l, corr);
+}
+
+inline void probColumns(float* s, int64_t bk, int64_t bq, int64_t ld, float scale, const float* lse, int64_t diag,
+                        bool causal) {
+  kern::kernels().probColumns(s, bk, bq, ld, scale, lse, diag, causal);
+}
+inline void probColumns(double* s, int64_t bk, int64_t bq, int64_t ld, double scale, const double* lse,
+                        int64_t diag, bool causal) {
+  kern::probColumnsRef<double>(s, bk, bq, ld, scale, lse, diag, causal);
+}
+
+inline void dsColumns(float* ds, const float* p, int64_t bk, int64_t bq, int64_t ld, const float* d) {
+  kern::kernels().dsColumns(ds, p, bk, bq, ld, d);
+}
+inline void dsColumns(double* ds, const double* p, int64_t bk, int64_t bq, int64_t ld, const double* d) {
+  kern::dsColumnsRef<double>(ds, p, bk, bq, ld, d);
 }
 
 inline float rowMax(const float* x, int64_t n) { return kern::kernels().rowMax(x, n); }

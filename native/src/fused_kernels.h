@@ -22,6 +22,17 @@ struct KernelTable {
   // C[m×n] = alpha · A[m×k] · B[k×n] (+ C when accumulate). Row-major, leading dimensions in elements.
   void (*sgemm)(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
                 int64_t ldb, float* c, int64_t ldc, bool accumulate);
+  // C[m×n] = alpha · Aᵀ · B (+ C), A stored k × m (row-major, lda).
+  void (*sgemmTN)(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                  int64_t ldb, float* c, int64_t ldc, bool accumulate);
+  // dst[c][r] = src[r][c] for a rows × cols block.
+  void (*transpose)(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst, int64_t ldd);
+  // Column-wise softmax steps of flash attention on keys × queries blocks (see fused_attention_ref.h).
+  void (*softmaxColumns)(float* s, int64_t bk, int64_t bq, int64_t ld, float scale, int64_t diag, bool causal,
+                         float* m, float* l, float* corr);
+  void (*probColumns)(float* s, int64_t bk, int64_t bq, int64_t ld, float scale, const float* lse, int64_t diag,
+                      bool causal);
+  void (*dsColumns)(float* ds, const float* p, int64_t bk, int64_t bq, int64_t ld, const float* d);
   // max over x[0..n)
   float (*rowMax)(const float* x, int64_t n);
   // x[i] = exp(x[i] · scale − shift) in place; returns the sum.

@@ -61,33 +61,47 @@ inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 // ------------------------------------------------------------------------------------------ small sgemm
 
 // C[MR × (16·NZ)] block of alpha·A·B (+C). B rows are read with `masks`, so columns beyond n contribute 0.
-template <int MR, int NZ>
-inline void sgemmBlock(int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-                       int64_t ldc, bool accumulate, const __mmask16* masks) {
+// A is read as a[r·lda + p] (row-major m × k) or, with TransA, a[p·lda + r] (stored k × m). The k loop only
+// touches registers: masks are copied to locals and B is loaded unmasked for full 16-lane vectors (with the
+// masks read from memory inside the loop GCC kept the 24 accumulators in memory).
+template <int MR, int NZ, bool TransA>
+inline void sgemmBlock(int64_t k, float alpha, const float* __restrict__ a, int64_t lda, const float* __restrict__ b,
+                       int64_t ldb, float* __restrict__ c, int64_t ldc, bool accumulate, const __mmask16* masks) {
+  const __mmask16 lastMask = masks[NZ - 1];
+  const bool full = lastMask == static_cast<__mmask16>(0xFFFF);
   __m512 acc[MR][NZ];
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
     for (int q = 0; q < NZ; ++q) acc[r][q] = _mm512_setzero_ps();
   for (int64_t p = 0; p < k; ++p) {
     const float* bp = b + p * ldb;
     __m512 bv[NZ];
-    for (int q = 0; q < NZ; ++q) bv[q] = _mm512_maskz_loadu_ps(masks[q], bp + 16 * q);
+#pragma GCC unroll 4
+    for (int q = 0; q < NZ - 1; ++q) bv[q] = _mm512_loadu_ps(bp + 16 * q);
+    bv[NZ - 1] = full ? _mm512_loadu_ps(bp + 16 * (NZ - 1)) : _mm512_maskz_loadu_ps(lastMask, bp + 16 * (NZ - 1));
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      __m512 av = _mm512_set1_ps(a[r * lda + p]);
+      const __m512 av = _mm512_set1_ps(TransA ? a[p * lda + r] : a[r * lda + p]);
+#pragma GCC unroll 4
       for (int q = 0; q < NZ; ++q) acc[r][q] = _mm512_fmadd_ps(av, bv[q], acc[r][q]);
     }
   }
-  __m512 al = _mm512_set1_ps(alpha);
+  const __m512 al = _mm512_set1_ps(alpha);
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
+#pragma GCC unroll 4
     for (int q = 0; q < NZ; ++q) {
+      const __mmask16 mq = q == NZ - 1 ? lastMask : static_cast<__mmask16>(0xFFFF);
       float* cp = c + r * ldc + 16 * q;
       __m512 v = _mm512_mul_ps(acc[r][q], al);
-      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(masks[q], cp));
-      _mm512_mask_storeu_ps(cp, masks[q], v);
+      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mq, cp));
+      _mm512_mask_storeu_ps(cp, mq, v);
     }
   }
 }
 
-template <int MR>
+template <int MR, bool TransA>
 inline void sgemmRows(int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
                       float* c, int64_t ldc, bool accumulate) {
   for (int64_t j = 0; j < n; j += 64) {
@@ -97,27 +111,125 @@ inline void sgemmRows(int64_t n, int64_t k, float alpha, const float* a, int64_t
     const float* bj = b + j;
     float* cj = c + j;
     switch (nz) {
-      case 1: sgemmBlock<MR, 1>(k, alpha, a, lda, bj, ldb, cj, ldc, accumulate, masks); break;
-      case 2: sgemmBlock<MR, 2>(k, alpha, a, lda, bj, ldb, cj, ldc, accumulate, masks); break;
-      case 3: sgemmBlock<MR, 3>(k, alpha, a, lda, bj, ldb, cj, ldc, accumulate, masks); break;
-      default: sgemmBlock<MR, 4>(k, alpha, a, lda, bj, ldb, cj, ldc, accumulate, masks); break;
+      case 1: sgemmBlock<MR, 1, TransA>(k, alpha, a, lda, bj, ldb, cj, ldc, accumulate, masks); break;
+      case 2: sgemmBlock<MR, 2, TransA>(k, alpha, a, lda, bj, ldb, cj, ldc, accumulate, masks); break;
+      case 3: sgemmBlock<MR, 3, TransA>(k, alpha, a, lda, bj, ldb, cj, ldc, accumulate, masks); break;
+      default: sgemmBlock<MR, 4, TransA>(k, alpha, a, lda, bj, ldb, cj, ldc, accumulate, masks); break;
     }
+  }
+}
+
+template <bool TransA>
+void sgemmAny(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+              float* c, int64_t ldc, bool accumulate) {
+  // Row tile i starts at a + i·lda (row-major A) or at column i (transposed A).
+  const int64_t rowStep = TransA ? 1 : lda;
+  int64_t i = 0;
+  for (; i + 6 <= m; i += 6)
+    sgemmRows<6, TransA>(n, k, alpha, a + i * rowStep, lda, b, ldb, c + i * ldc, ldc, accumulate);
+  const float* ai = a + i * rowStep;
+  float* ci = c + i * ldc;
+  switch (m - i) {
+    case 5: sgemmRows<5, TransA>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
+    case 4: sgemmRows<4, TransA>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
+    case 3: sgemmRows<3, TransA>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
+    case 2: sgemmRows<2, TransA>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
+    case 1: sgemmRows<1, TransA>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
+    default: break;
   }
 }
 
 void sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
            float* c, int64_t ldc, bool accumulate) {
-  int64_t i = 0;
-  for (; i + 6 <= m; i += 6) sgemmRows<6>(n, k, alpha, a + i * lda, lda, b, ldb, c + i * ldc, ldc, accumulate);
-  const float* ai = a + i * lda;
-  float* ci = c + i * ldc;
-  switch (m - i) {
-    case 5: sgemmRows<5>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
-    case 4: sgemmRows<4>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
-    case 3: sgemmRows<3>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
-    case 2: sgemmRows<2>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
-    case 1: sgemmRows<1>(n, k, alpha, ai, lda, b, ldb, ci, ldc, accumulate); break;
-    default: break;
+  sgemmAny<false>(m, n, k, alpha, a, lda, b, ldb, c, ldc, accumulate);
+}
+
+void sgemmTN(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+             float* c, int64_t ldc, bool accumulate) {
+  sgemmAny<true>(m, n, k, alpha, a, lda, b, ldb, c, ldc, accumulate);
+}
+
+// dst[c][r] = src[r][c]: 16 rows of one source column per gather.
+void transpose(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst, int64_t ldd) {
+  const __m512i lane = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                          _mm512_set1_epi32(static_cast<int>(lds)));
+  for (int64_t r = 0; r < rows; r += 16) {
+    const __mmask16 mk = tailMask(rows - r);
+    const float* base = src + r * lds;
+    for (int64_t c = 0; c < cols; ++c) {
+      __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, lane, base + c, 4);
+      _mm512_mask_storeu_ps(dst + c * ldd + r, mk, v);
+    }
+  }
+}
+
+// Lanes of a 16-query chunk starting at column q0 that key row j may attend (j + diag ≤ q).
+inline __mmask16 visible(__mmask16 tail, int64_t j, int64_t diag, int64_t q0, bool causal) {
+  if (!causal) return tail;
+  const int64_t first = j + diag - q0;  // first visible lane
+  if (first <= 0) return tail;
+  if (first >= 16) return 0;
+  return static_cast<__mmask16>(tail & ~((1u << first) - 1u));
+}
+
+void softmaxColumns(float* s, int64_t bk, int64_t bq, int64_t ld, float scale, int64_t diag, bool causal, float* m,
+                    float* l, float* corr) {
+  const __m512 negInf = _mm512_set1_ps(-__builtin_inff());
+  const __m512 sc = _mm512_set1_ps(scale);
+  for (int64_t q0 = 0; q0 < bq; q0 += 16) {
+    const __mmask16 tail = tailMask(bq - q0);
+    const __m512 mOld = _mm512_mask_loadu_ps(negInf, tail, m + q0);
+    __m512 mNew = mOld;
+    for (int64_t j = 0; j < bk; ++j) {
+      const __mmask16 vis = visible(tail, j, diag, q0, causal);
+      if (vis == 0) continue;
+      mNew = _mm512_mask_max_ps(mNew, vis, mNew, _mm512_maskz_loadu_ps(vis, s + j * ld + q0));
+    }
+    // corr = exp((mOld − mNew)·scale), 0 where nothing was seen before.
+    const __mmask16 seen = _mm512_cmp_ps_mask(mOld, negInf, _CMP_NEQ_OQ);
+    const __m512 c = _mm512_maskz_mov_ps(seen, vexp(_mm512_mul_ps(_mm512_sub_ps(mOld, mNew), sc)));
+    __m512 lv = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, l + q0), c);
+    const __m512 shift = _mm512_mul_ps(mNew, sc);
+    for (int64_t j = 0; j < bk; ++j) {
+      const __mmask16 vis = visible(tail, j, diag, q0, causal);
+      float* row = s + j * ld + q0;
+      __m512 p = _mm512_maskz_mov_ps(vis, vexp(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(vis, row), sc, shift)));
+      lv = _mm512_add_ps(lv, p);
+      _mm512_mask_storeu_ps(row, tail, p);
+    }
+    _mm512_mask_storeu_ps(m + q0, tail, mNew);
+    _mm512_mask_storeu_ps(l + q0, tail, lv);
+    _mm512_mask_storeu_ps(corr + q0, tail, c);
+  }
+}
+
+void probColumns(float* s, int64_t bk, int64_t bq, int64_t ld, float scale, const float* lse, int64_t diag,
+                 bool causal) {
+  const __m512 negInf = _mm512_set1_ps(-__builtin_inff());
+  const __m512 sc = _mm512_set1_ps(scale);
+  for (int64_t q0 = 0; q0 < bq; q0 += 16) {
+    const __mmask16 tail = tailMask(bq - q0);
+    const __m512 lv = _mm512_mask_loadu_ps(negInf, tail, lse + q0);
+    const __mmask16 live = _mm512_mask_cmp_ps_mask(tail, lv, negInf, _CMP_NEQ_OQ);
+    for (int64_t j = 0; j < bk; ++j) {
+      const __mmask16 vis = visible(live, j, diag, q0, causal);
+      float* row = s + j * ld + q0;
+      __m512 p = _mm512_maskz_mov_ps(vis, vexp(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(vis, row), sc, lv)));
+      _mm512_mask_storeu_ps(row, tail, p);
+    }
+  }
+}
+
+void dsColumns(float* ds, const float* p, int64_t bk, int64_t bq, int64_t ld, const float* d) {
+  for (int64_t q0 = 0; q0 < bq; q0 += 16) {
+    const __mmask16 tail = tailMask(bq - q0);
+    const __m512 dv = _mm512_maskz_loadu_ps(tail, d + q0);
+    for (int64_t j = 0; j < bk; ++j) {
+      float* row = ds + j * ld + q0;
+      __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, p + j * ld + q0),
+                               _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, row), dv));
+      _mm512_mask_storeu_ps(row, tail, v);
+    }
   }
 }
 
@@ -238,13 +350,16 @@ template <int MR>
 inline void bf16Tile(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, bool accumulate,
                      const float* bias, const __mmask16* masks) {
   __m512 acc[MR][4];
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+  #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q)
       acc[r][q] = accumulate ? _mm512_maskz_loadu_ps(masks[q], c + r * ldc + 16 * q) : _mm512_setzero_ps();
   for (int64_t p = 0; p < kc; ++p) {
     const float* bp = b + p * kPanel;
     __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16), b2 = _mm512_load_ps(bp + 32),
            b3 = _mm512_load_ps(bp + 48);
+  #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       __m512 av = _mm512_set1_ps(a[r * lda + p]);
       acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
@@ -253,8 +368,10 @@ inline void bf16Tile(int64_t kc, const float* a, int64_t lda, const float* b, fl
       acc[r][3] = _mm512_fmadd_ps(av, b3, acc[r][3]);
     }
   }
+#pragma GCC unroll 4
   for (int q = 0; q < 4; ++q) {
     __m512 bv = bias != nullptr ? _mm512_maskz_loadu_ps(masks[q], bias + 16 * q) : _mm512_setzero_ps();
+  #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) _mm512_mask_storeu_ps(c + r * ldc + 16 * q, masks[q], _mm512_add_ps(acc[r][q], bv));
   }
 }
@@ -295,40 +412,52 @@ void gemmBf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, cons
 
 // Output y = rowScale[r] · colScale[c] · (Σ u8·s8 − colComp[c]) + bias[c], where colComp = 128 · Σ_k w[c][k]
 // undoes the +128 that made the symmetric int8 activations unsigned.
+// acc += Σ₄ u8(a)·s8(b) per 32-bit lane. Inline assembly pins the accumulator to a register: with the intrinsic,
+// GCC 12 copied every accumulator through the stack on each iteration.
+inline void dpbusd(__m512i& acc, __m512i a, __m512i b) { asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b)); }
+
 template <int MR>
-inline void u8s8Tile(int64_t kGroups, const uint8_t* a, int64_t lda, const int8_t* panel, const float* rowScale,
-                     const float* colScale, const int32_t* colComp, const float* bias, float* c, int64_t ldc,
-                     int64_t nn) {
-  __m512i acc[MR][4];
-  for (int r = 0; r < MR; ++r)
-    for (int q = 0; q < 4; ++q) acc[r][q] = _mm512_setzero_si512();
-  const int32_t* arow[MR];
-  for (int r = 0; r < MR; ++r) arow[r] = reinterpret_cast<const int32_t*>(a + r * lda);
+inline void u8s8Tile(int64_t kGroups, const uint8_t* __restrict__ a, int64_t lda, const int8_t* __restrict__ panel,
+                     const float* rowScale, const float* colScale, const int32_t* colComp, const float* bias,
+                     float* __restrict__ c, int64_t ldc, int64_t nn) {
+  __m512i c0[MR], c1[MR], c2[MR], c3[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = c2[r] = c3[r] = _mm512_setzero_si512();
   for (int64_t g = 0; g < kGroups; ++g) {
     const int8_t* bp = panel + g * 256;
-    __m512i b0 = _mm512_loadu_si512(bp);
-    __m512i b1 = _mm512_loadu_si512(bp + 64);
-    __m512i b2 = _mm512_loadu_si512(bp + 128);
-    __m512i b3 = _mm512_loadu_si512(bp + 192);
+    const __m512i b0 = _mm512_loadu_si512(bp);
+    const __m512i b1 = _mm512_loadu_si512(bp + 64);
+    const __m512i b2 = _mm512_loadu_si512(bp + 128);
+    const __m512i b3 = _mm512_loadu_si512(bp + 192);
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      __m512i av = _mm512_set1_epi32(arow[r][g]);
-      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, b0);
-      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], av, b1);
-      acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], av, b2);
-      acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], av, b3);
+      int32_t word;
+      __builtin_memcpy(&word, a + r * lda + 4 * g, 4);
+      const __m512i av = _mm512_set1_epi32(word);
+      dpbusd(c0[r], av, b0);
+      dpbusd(c1[r], av, b1);
+      dpbusd(c2[r], av, b2);
+      dpbusd(c3[r], av, b3);
     }
   }
-  __mmask16 masks[4] = {tailMask(nn), tailMask(nn - 16), tailMask(nn - 32), tailMask(nn - 48)};
-  for (int q = 0; q < 4; ++q) {
-    __m512i comp = _mm512_maskz_loadu_epi32(masks[q], colComp + 16 * q);
-    __m512 cs = _mm512_maskz_loadu_ps(masks[q], colScale + 16 * q);
-    __m512 bv = bias != nullptr ? _mm512_maskz_loadu_ps(masks[q], bias + 16 * q) : _mm512_setzero_ps();
-    for (int r = 0; r < MR; ++r) {
-      __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][q], comp));
-      v = _mm512_fmadd_ps(_mm512_mul_ps(v, cs), _mm512_set1_ps(rowScale[r]), bv);
-      _mm512_mask_storeu_ps(c + r * ldc + 16 * q, masks[q], v);
-    }
+  // (Written out per column: taking the arrays' addresses would keep them in memory.)
+#define MOCA_U8S8_FINISH(ACC, Q)                                                                      \
+  {                                                                                                   \
+    const __mmask16 mk = tailMask(nn - 16 * (Q));                                                     \
+    const __m512i comp = _mm512_maskz_loadu_epi32(mk, colComp + 16 * (Q));                           \
+    const __m512 cs = _mm512_maskz_loadu_ps(mk, colScale + 16 * (Q));                                 \
+    const __m512 bv = bias != nullptr ? _mm512_maskz_loadu_ps(mk, bias + 16 * (Q)) : _mm512_setzero_ps(); \
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; ++r) {                                            \
+      __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(ACC[r], comp));                                  \
+      v = _mm512_fmadd_ps(_mm512_mul_ps(v, cs), _mm512_set1_ps(rowScale[r]), bv);                     \
+      _mm512_mask_storeu_ps(c + r * ldc + 16 * (Q), mk, v);                                           \
+    }                                                                                                 \
   }
+  MOCA_U8S8_FINISH(c0, 0)
+  MOCA_U8S8_FINISH(c1, 1)
+  MOCA_U8S8_FINISH(c2, 2)
+  MOCA_U8S8_FINISH(c3, 3)
+#undef MOCA_U8S8_FINISH
 }
 
 void gemmU8S8(int64_t m, int64_t n, int64_t kPadded, const uint8_t* a, int64_t lda, const int8_t* w,
@@ -389,7 +518,7 @@ void quantizeRowsU8(const float* x, int64_t ldx, int64_t m, int64_t k, int64_t k
 
 const KernelTable* avx512KernelTable() {
   static const KernelTable table = {
-      "avx512",        &sgemm,   &rowMax,          &expShiftSum, &scaleRow, &dotRow,         &geluTanh,
+      "avx512",        &sgemm,   &sgemmTN, &transpose, &softmaxColumns, &probColumns, &dsColumns, &rowMax,          &expShiftSum, &scaleRow, &dotRow,         &geluTanh,
       &geluTanhBackward, &siluMul, &siluMulBackward, &gemmBf16, &gemmU8S8, &quantizeRowsU8,
   };
   return &table;

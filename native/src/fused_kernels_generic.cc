@@ -1,6 +1,8 @@
 // Portable kernels of the fused ops and the choice of the active table (see fused_kernels.h).
 #include "fused_kernels.h"
 
+#include "fused_attention_ref.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -22,6 +24,29 @@ void sgemm(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t
       for (int64_t j = 0; j < n; ++j) ci[j] += av * bp[j];
     }
   }
+}
+
+void sgemmTN(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+             float* c, int64_t ldc, bool accumulate) {
+  gemmTNRef<float>(m, n, k, alpha, a, lda, b, ldb, c, ldc, accumulate);
+}
+
+void transpose(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst, int64_t ldd) {
+  transposeRef<float>(rows, cols, src, lds, dst, ldd);
+}
+
+void softmaxColumns(float* s, int64_t bk, int64_t bq, int64_t ld, float scale, int64_t diag, bool causal, float* m,
+                    float* l, float* corr) {
+  softmaxColumnsRef<float>(s, bk, bq, ld, scale, diag, causal, m, l, corr);
+}
+
+void probColumns(float* s, int64_t bk, int64_t bq, int64_t ld, float scale, const float* lse, int64_t diag,
+                 bool causal) {
+  probColumnsRef<float>(s, bk, bq, ld, scale, lse, diag, causal);
+}
+
+void dsColumns(float* ds, const float* p, int64_t bk, int64_t bq, int64_t ld, const float* d) {
+  dsColumnsRef<float>(ds, p, bk, bq, ld, d);
 }
 
 float rowMax(const float* x, int64_t n) {
@@ -145,7 +170,7 @@ void quantizeRowsU8(const float* x, int64_t ldx, int64_t m, int64_t k, int64_t k
 }
 
 const KernelTable kGeneric = {
-    "generic",         &sgemm,   &rowMax,          &expShiftSum, &scaleRow, &dotRow,         &geluTanh,
+    "generic",         &sgemm,   &sgemmTN, &transpose, &softmaxColumns, &probColumns, &dsColumns, &rowMax,          &expShiftSum, &scaleRow, &dotRow,         &geluTanh,
     &geluTanhBackward, &siluMul, &siluMulBackward, &gemmBf16, &gemmU8S8, &quantizeRowsU8,
 };
 
