@@ -41,6 +41,20 @@ void checkDisjoint(std::vector<std::pair<int64_t, int64_t>> ranges, const char* 
   }
 }
 
+struct Coverage {
+  bool allQueries, allKeys;
+};
+
+// Whether the segments cover every query row / key row (then outputs need no zero fill).
+Coverage coverage(const std::vector<Segment>& segs, int64_t nq, int64_t nk) {
+  int64_t q = 0, k = 0;
+  for (const Segment& g : segs) {
+    q += g.qLen;
+    k += g.kLen;
+  }
+  return {q == nq, k == nk};  // ranges are disjoint (checked), so the sums tell
+}
+
 std::vector<Segment> readSegments(const at::Tensor& segments, int64_t nq, int64_t nk) {
   TORCH_CHECK(segments.dim() == 2 && segments.size(1) == 4,
               "flashAttention: segments must be (S, 4) [qStart, qLen, kStart, kLen], got shape ", segments.sizes());
@@ -284,7 +298,9 @@ void flashBackward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v
 std::tuple<at::Tensor, at::Tensor> forwardImpl(const at::Tensor& q0, const at::Tensor& k0, const at::Tensor& v0,
                                                const std::vector<Segment>& segs, double scale, bool causal) {
   at::Tensor q = lastDimContiguous(q0), k = lastDimContiguous(k0), v = lastDimContiguous(v0);
-  at::Tensor out = at::zeros({q.size(0), q.size(1), v.size(2)}, q.options());
+  const Coverage cov = coverage(segs, q.size(0), k.size(0));
+  at::Tensor out = cov.allQueries ? at::empty({q.size(0), q.size(1), v.size(2)}, q.options())
+                                  : at::zeros({q.size(0), q.size(1), v.size(2)}, q.options());
   at::ScalarType lseType = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   at::Tensor lse = at::full({q.size(1), q.size(0)}, -std::numeric_limits<double>::infinity(),
                             q.options().dtype(lseType));
@@ -315,9 +331,17 @@ struct FlashAttentionFn : public torch::autograd::Function<FlashAttentionFn> {
     const double scale = ctx->saved_data["scale"].toDouble();
     const bool causal = ctx->saved_data["causal"].toBool();
     at::Tensor dout = grads[0].defined() ? lastDimContiguous(grads[0].to(out.scalar_type())) : at::zeros_like(out);
-    at::Tensor dq = at::zeros(q.sizes(), q.options());
-    at::Tensor dk = at::zeros(k.sizes(), k.options());
-    at::Tensor dv = at::zeros(v.sizes(), v.options());
+    // Rows of segments with no keys (or no queries) are not visited by the kernel: zero-fill unless every
+    // segment has both.
+    bool allVisited = true;
+    for (const Segment& g : segs) allVisited = allVisited && g.qLen > 0 && g.kLen > 0;
+    const Coverage cov = coverage(segs, q.size(0), k.size(0));
+    auto make = [&](const at::Tensor& like, bool covered) {
+      return covered && allVisited ? at::empty(like.sizes(), like.options()) : at::zeros(like.sizes(), like.options());
+    };
+    at::Tensor dq = make(q, cov.allQueries);
+    at::Tensor dk = make(k, cov.allKeys);
+    at::Tensor dv = make(v, cov.allKeys);
     MOCA_DISPATCH_FUSED(q.scalar_type(), "flashAttentionBackward", [&] {
       flashBackward<scalar_t>(q, k, v, out, dout, lse, segs, scale, causal, dq, dk, dv);
     });
