@@ -48,6 +48,7 @@ export class SelfAttention extends torch.Module {
   // Each forward runs in a scope (the library's idiom): temporaries are released when the module returns,
   // as PyTorch's reference counting releases them, instead of living until the end of the training step.
   forward(x: torch.Tensor): torch.Tensor {
+    if (torch.fusedKernelsEnabled() && torch.isGradEnabled()) return this.forwardFused(x);
     return torch.scope(() => {
       const [b, t, d] = x.shape as [number, number, number];
       const hd = d / this.nHeads;
@@ -58,6 +59,32 @@ export class SelfAttention extends torch.Module {
       // softmax(q kᵀ / √hd) v, composed from matmul + softmax (as the peer does).
       const y = torch.F.scaledDotProductAttention(q, k, v, { isCausal: this.causal });
       return this.o_proj.forward(y.transpose(1, 2).reshape(b, t, d));
+    });
+  }
+
+  /**
+   * The same attention with the fused kernels: q, k, v from one product with the three weights concatenated
+   * (one larger GEMM; one input-gradient product instead of three and two sums), flash attention on (B·T, heads,
+   * hd) views of it, each sequence a segment.
+   */
+  private forwardFused(x: torch.Tensor): torch.Tensor {
+    return torch.scope(() => {
+      const [b, t, d] = x.shape as [number, number, number];
+      const hd = d / this.nHeads;
+      const layers = [this.q_proj, this.k_proj, this.v_proj];
+      const w = torch.cat(
+        layers.map((l) => l.weight),
+        0,
+      );
+      const bias = torch.cat(
+        layers.map((l) => l.bias!),
+        0,
+      );
+      const qkv = torch.F.linear(x, w, bias).view(b * t, 3, this.nHeads, hd);
+      const [q, k, v] = [0, 1, 2].map((i) => qkv.select(1, i)) as [torch.Tensor, torch.Tensor, torch.Tensor];
+      const segments = Array.from({ length: b }, (_, i) => ({ qStart: i * t, qLen: t, kStart: i * t, kLen: t }));
+      const y = torch.flashAttention(q, k, v, segments, { scale: 1 / Math.sqrt(hd), causal: this.causal });
+      return this.o_proj.forward(y.view(b, t, d));
     });
   }
 }

@@ -1,11 +1,14 @@
 // Qwen2.5-VL language model: embeddings, GQA decoder layers with M-RoPE, final RMSNorm.
 // Names follow transformers (`embed_tokens`, `layers.N.self_attn.q_proj`, `input_layernorm`, `norm`).
 import {
+  cat,
   Embedding,
+  F,
   flashAttention,
   fusedRotary,
   Linear,
   Module,
+  isGradEnabled,
   ModuleList,
   RMSNorm,
   scope,
@@ -108,15 +111,45 @@ export class TextAttention extends Module {
       const layout = x.dim() === 2 ? fused.packed! : fused.padded;
       const rows = x.numel() / x.size(-1);
       const split = (t: Tensor, n: number) => t.view(rows, n, this.headDim);
-      const q = fusedRotary(split(this.q_proj.forward(x), this.heads), layout.cosRows, layout.sinRows);
-      const k = fusedRotary(split(this.k_proj.forward(x), this.kvHeads), layout.cosRows, layout.sinRows);
-      const v = split(this.v_proj.forward(x), this.kvHeads);
+      const [qp, kp, vp] = this.projectQkv(x.reshape(rows, x.size(-1)));
+      const q = fusedRotary(split(qp, this.heads), layout.cosRows, layout.sinRows);
+      const k = fusedRotary(split(kp, this.kvHeads), layout.cosRows, layout.sinRows);
+      const v = split(vp, this.kvHeads);
       const out = flashAttention(q, k, v, layout.segments, {
         scale: 1 / Math.sqrt(this.headDim),
         causal: fused.causal,
       });
       return this.o_proj.forward(out.view(...x.shape.slice(0, -1), this.heads * this.headDim));
     });
+  }
+
+  /**
+   * q, k, v projections of rows x (N, hidden). When training, one matrix product with the three weights
+   * concatenated (one larger GEMM, and one input-gradient product instead of three plus two sums); in
+   * inference (no grad, or packed low-precision layers) three products, so that no weight copy is made per pass.
+   */
+  private projectQkv(x: Tensor): [Tensor, Tensor, Tensor] {
+    const layers = [this.q_proj, this.k_proj, this.v_proj];
+    if (!isGradEnabled() || !layers.every((l) => l instanceof Linear && l.bias !== null)) {
+      return layers.map((l) => l.forward(x)) as [Tensor, Tensor, Tensor];
+    }
+    return scope(() => {
+      const w = cat(
+        layers.map((l) => l.weight),
+        0,
+      );
+      const b = cat(
+        layers.map((l) => l.bias!),
+        0,
+      );
+      const qkv = F.linear(x, w, b);
+      const sizes = layers.map((l) => l.outFeatures);
+      return [
+        qkv.narrow(1, 0, sizes[0]!),
+        qkv.narrow(1, sizes[0]!, sizes[1]!),
+        qkv.narrow(1, sizes[0]! + sizes[1]!, sizes[2]!),
+      ];
+    }) as [Tensor, Tensor, Tensor];
   }
 }
 
