@@ -57,6 +57,10 @@ struct KernelTable {
   void (*gemmU8S8)(int64_t m, int64_t n, int64_t kPadded, const uint8_t* a, int64_t lda, const int8_t* w,
                    const float* rowScale, const float* colScale, const int32_t* colComp, const float* bias, float* c,
                    int64_t ldc, int64_t panelBegin, int64_t panelEnd);
+  // Small-batch float32 linear for output channels [nBegin, nEnd): C[m×n] = X · Wᵀ + bias with W (n × k)
+  // row-major read once, straight from the weight (no packing copy); m ≤ 16.
+  void (*linearSmallBatch)(int64_t m, int64_t k, const float* x, int64_t ldx, const float* w, int64_t ldw,
+                           const float* bias, float* c, int64_t ldc, int64_t nBegin, int64_t nEnd);
   // Per-row symmetric int8 quantisation of float rows x (m × k, leading dim ldx) into uint8 (q + 128) rows of
   // kPadded (padding = 128, i.e. 0) and one scale per row (max|x| / 127).
   void (*quantizeRowsU8)(const float* x, int64_t ldx, int64_t m, int64_t k, int64_t kPadded, uint8_t* out,

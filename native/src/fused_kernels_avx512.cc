@@ -488,6 +488,55 @@ void gemmU8S8(int64_t m, int64_t n, int64_t kPadded, const uint8_t* a, int64_t l
   }
 }
 
+// One weight row against up to MR activation rows: each 16-float chunk of the row is loaded once and multiplied
+// into MR accumulators (the activations come from L1/L2; the weights stream from memory once).
+template <int MR>
+inline void smallBatchRow(int64_t k, const float* x, int64_t ldx, const float* wr, float* out, int64_t ldc) {
+  __m512 acc[MR];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
+  int64_t p = 0;
+  for (; p + 16 <= k; p += 16) {
+    const __m512 wv = _mm512_loadu_ps(wr + p);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * ldx + p), wv, acc[r]);
+  }
+  if (p < k) {
+    const __mmask16 mk = tailMask(k - p);
+    const __m512 wv = _mm512_maskz_loadu_ps(mk, wr + p);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, x + r * ldx + p), wv, acc[r]);
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) out[r * ldc] = _mm512_reduce_add_ps(acc[r]);
+}
+
+void linearSmallBatch(int64_t m, int64_t k, const float* x, int64_t ldx, const float* w, int64_t ldw,
+                      const float* bias, float* c, int64_t ldc, int64_t nBegin, int64_t nEnd) {
+  for (int64_t n = nBegin; n < nEnd; ++n) {
+    const float* wr = w + n * ldw;
+    // Rows in groups of at most 8 (8 accumulators + chunk loads stay in registers); the weight row is reused
+    // from L1 by the second group.
+    for (int64_t i = 0; i < m; i += 8) {
+      const int64_t rows = imin(8, m - i);
+      const float* xi = x + i * ldx;
+      float* ci = c + i * ldc + n;
+      switch (rows) {
+        case 8: smallBatchRow<8>(k, xi, ldx, wr, ci, ldc); break;
+        case 7: smallBatchRow<7>(k, xi, ldx, wr, ci, ldc); break;
+        case 6: smallBatchRow<6>(k, xi, ldx, wr, ci, ldc); break;
+        case 5: smallBatchRow<5>(k, xi, ldx, wr, ci, ldc); break;
+        case 4: smallBatchRow<4>(k, xi, ldx, wr, ci, ldc); break;
+        case 3: smallBatchRow<3>(k, xi, ldx, wr, ci, ldc); break;
+        case 2: smallBatchRow<2>(k, xi, ldx, wr, ci, ldc); break;
+        default: smallBatchRow<1>(k, xi, ldx, wr, ci, ldc); break;
+      }
+    }
+    if (bias != nullptr)
+      for (int64_t i = 0; i < m; ++i) c[i * ldc + n] += bias[n];
+  }
+}
+
 // Per-row symmetric int8 quantisation of activations, stored +128 as uint8 (padding columns get 128 = zero).
 void quantizeRowsU8(const float* x, int64_t ldx, int64_t m, int64_t k, int64_t kPadded, uint8_t* out, float* scales) {
   for (int64_t r = 0; r < m; ++r) {
@@ -519,7 +568,7 @@ void quantizeRowsU8(const float* x, int64_t ldx, int64_t m, int64_t k, int64_t k
 const KernelTable* avx512KernelTable() {
   static const KernelTable table = {
       "avx512",        &sgemm,   &sgemmTN, &transpose, &softmaxColumns, &probColumns, &dsColumns, &rowMax,          &expShiftSum, &scaleRow, &dotRow,         &geluTanh,
-      &geluTanhBackward, &siluMul, &siluMulBackward, &gemmBf16, &gemmU8S8, &quantizeRowsU8,
+      &geluTanhBackward, &siluMul, &siluMulBackward, &gemmBf16, &gemmU8S8, &linearSmallBatch, &quantizeRowsU8,
   };
   return &table;
 }

@@ -150,6 +150,16 @@ void gemmU8S8(int64_t m, int64_t n, int64_t kPadded, const uint8_t* a, int64_t l
   }
 }
 
+void linearSmallBatch(int64_t m, int64_t k, const float* x, int64_t ldx, const float* w, int64_t ldw,
+                      const float* bias, float* c, int64_t ldc, int64_t nBegin, int64_t nEnd) {
+  for (int64_t n = nBegin; n < nEnd; ++n)
+    for (int64_t i = 0; i < m; ++i) {
+      float acc = 0;
+      for (int64_t p = 0; p < k; ++p) acc += x[i * ldx + p] * w[n * ldw + p];
+      c[i * ldc + n] = acc + (bias != nullptr ? bias[n] : 0.0f);
+    }
+}
+
 void quantizeRowsU8(const float* x, int64_t ldx, int64_t m, int64_t k, int64_t kPadded, uint8_t* out,
                     float* scales) {
   for (int64_t r = 0; r < m; ++r) {
@@ -171,7 +181,7 @@ void quantizeRowsU8(const float* x, int64_t ldx, int64_t m, int64_t k, int64_t k
 
 const KernelTable kGeneric = {
     "generic",         &sgemm,   &sgemmTN, &transpose, &softmaxColumns, &probColumns, &dsColumns, &rowMax,          &expShiftSum, &scaleRow, &dotRow,         &geluTanh,
-    &geluTanhBackward, &siluMul, &siluMulBackward, &gemmBf16, &gemmU8S8, &quantizeRowsU8,
+    &geluTanhBackward, &siluMul, &siluMulBackward, &gemmBf16, &gemmU8S8, &linearSmallBatch, &quantizeRowsU8,
 };
 
 bool avx512Usable() {

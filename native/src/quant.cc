@@ -168,9 +168,41 @@ at::Tensor packedLinear(const at::Tensor& input, const at::Tensor& packed, const
   return y.view(outShape);
 }
 
+// Float32 inference linear for a few rows (short queries: every weight is read for ≤ 16 tokens). A BLAS call
+// packs the whole weight matrix for such a product, which triples the memory traffic of what is a
+// bandwidth-bound operation; this reads each weight row once, in place.
+at::Tensor linearSmallBatch(const at::Tensor& input, const at::Tensor& weight0, const c10::optional<at::Tensor>& bias) {
+  TORCH_CHECK(!(at::GradMode::is_enabled() && (input.requires_grad() || weight0.requires_grad())),
+              "linearSmallBatch is inference-only: run under noGrad");
+  TORCH_CHECK(input.scalar_type() == at::kFloat && weight0.scalar_type() == at::kFloat,
+              "linearSmallBatch: float32 input and weight expected");
+  TORCH_CHECK(weight0.dim() == 2 && input.dim() >= 1 && input.size(-1) == weight0.size(1),
+              "linearSmallBatch: input ", input.sizes(), " and weight ", weight0.sizes(), " do not match");
+  const int64_t n = weight0.size(0), k = weight0.size(1);
+  at::Tensor x = input.reshape({-1, k}).contiguous();
+  at::Tensor w = weight0.contiguous();
+  const int64_t m = x.size(0);
+  TORCH_CHECK(m <= 16, "linearSmallBatch: at most 16 rows, got ", m);
+  at::Tensor b = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::Tensor();
+  at::Tensor y = at::empty({m, n}, x.options());
+  const auto& K = kern::kernels();
+  const float* xp = x.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, n, 16, [&](int64_t s, int64_t e) { K.linearSmallBatch(m, k, xp, k, wp, k, bp, yp, n, s, e); });
+  std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
+  shape.back() = n;
+  return y.view(shape);
+}
+
 }  // namespace
 
 void registerQuantOps(Registry& r) {
+  r.def("linearSmallBatch", "input, weight, bias",
+        +[](const at::Tensor& x, const at::Tensor& w, c10::optional<at::Tensor> b) {
+          return linearSmallBatch(x, w, b);
+        });
   using at::Tensor;
   using OptTensor = c10::optional<Tensor>;
   r.def("packLinearWeight", "weight, format", +[](const Tensor& w, std::string format) { return packWeight(w, format); });

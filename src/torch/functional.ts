@@ -1,5 +1,6 @@
 // torch.nn.functional: bound ops where libtorch has them, compositions (with their intermediates disposed)
 // where it does not in every supported version (rms_norm, normalize, attention).
+import { isGradEnabled } from './autograd.js';
 import { type DTypeLike, dtypeCode } from './dtype.js';
 import { native } from './native.js';
 import { scope } from './scope.js';
@@ -16,7 +17,29 @@ import {
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
+/** Weights from this many elements up go through the small-batch kernel for ≤ 8 rows (see `linear`). */
+const SMALL_BATCH_MIN_WEIGHT = 1 << 20;
+
+/**
+ * y = x Wᵀ + b. Float32 inference on at most 8 rows with a large weight (a short query through a big model)
+ * reads the weight once in place with the fused kernels on; a BLAS call would first copy it into its packed
+ * layout, tripling the memory traffic of a bandwidth-bound product.
+ */
 export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  if (
+    fusedKernelsEnabled() &&
+    input.dtype === 'float32' &&
+    weight.dtype === 'float32' &&
+    weight.numel() >= SMALL_BATCH_MIN_WEIGHT &&
+    input.device === 'cpu' &&
+    input.dim() >= 1 &&
+    input.numel() <= 8 * input.size(-1) &&
+    input.numel() > 0 &&
+    (bias === null || bias.dtype === 'float32') &&
+    !isGradEnabled()
+  ) {
+    return wrap(native.linearSmallBatch(input.handle, weight.handle, bias?.handle ?? null));
+  }
   return wrap(native.linear(input.handle, weight.handle, bias?.handle ?? null));
 }
 

@@ -145,6 +145,7 @@ export interface NativeOps {
   leScalar(self: NativeTensor, other: number | boolean): NativeTensor;
   libtorchVersion(): string;
   linear(input: NativeTensor, weight: NativeTensor, bias?: NativeTensor | null): NativeTensor;
+  linearSmallBatch(input: NativeTensor, weight: NativeTensor, bias?: NativeTensor | null): NativeTensor;
   linspace(start: number | boolean, end: number | boolean, steps: number, dtype: number, device: string): NativeTensor;
   liveTensorStats(): { storages: number; handles: number; bytes: number; reportedBytes: number };
   log(self: NativeTensor): NativeTensor;

@@ -92,6 +92,25 @@ describe('packed linear weights', () => {
   );
 
   test(
+    'float32 inference on ≤ 8 rows of a large weight (small-batch kernel) equals the BLAS product',
+    scoped(() => {
+      torch.manualSeed(4);
+      const w = torch.randn([1100, 1030]);
+      const b = torch.randn([1100]);
+      for (const rows of [1, 3, 8]) {
+        const x = torch.randn([rows, 1030]);
+        const small = torch.noGrad(() => F.linear(x, w, b));
+        const blas = torch.withFusedKernels(false, () => torch.noGrad(() => F.linear(x, w, b)));
+        assert.ok(relErr(small, blas) < 1e-5, `rows ${rows}: rel ${relErr(small, blas)}`);
+      }
+      // With gradients recorded the usual product runs (and is differentiable).
+      const x = torch.randn([2, 1030]).requiresGrad_(true);
+      F.linear(x, w, b).sum().backward();
+      assert.deepEqual(x.grad!.shape, [2, 1030]);
+    }),
+  );
+
+  test(
     'packLinearLayers replaces fields and list items, keeps weights another module shares',
     scoped(() => {
       class Net extends torch.Module {
