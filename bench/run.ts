@@ -189,6 +189,45 @@ const embed: BenchSpec = {
   },
 };
 
+const PRECISIONS = ['bfloat16', 'int8'] as const;
+
+const embedPrecision: BenchSpec = {
+  name: 'embed-precision',
+  description:
+    'the embed batches with our linear layers packed in bfloat16 / int8 (float32 activations), against the ' +
+    'float32 PyTorch reference; embedding agreement = cosine to our float32 embeddings of the same rows',
+  oursWorker: 'embed.js',
+  peerScript: 'embed.py',
+  defaults: { rounds: 3, steps: 3, warmup: 1 },
+  config: (options) => ({ ...embed.config(options), dtypes: [...PRECISIONS] }),
+  cases: () =>
+    EMBED_CASES.flatMap((c) =>
+      PRECISIONS.map((dtype): BenchCase => ({
+        id: `${c.id}-${dtype}`,
+        metric: `${c.metric}_${dtype}`,
+        unit: 'embeddings/s',
+        higherIsBetter: true,
+        value: (ms: number, values: Record<string, number>) => ((values.rows ?? 1) * 1000) / ms,
+      })),
+    ),
+  extra(c, ours, peer) {
+    const o = ours.cases.get(c.id)!;
+    const p = peer.cases.get(c.id)!;
+    const dtype = (c.id ?? '').split('-')[1]!;
+    const rows = o.values.rows?.[0] ?? 1;
+    return {
+      ours_dtype: dtype,
+      peer_dtype: 'float32',
+      ours_ms_per_batch: med(o.samples.map((x) => (rows * 1000) / x)),
+      peer_ms_per_batch: med(p.samples.map((x) => (rows * 1000) / x)),
+      cosine_to_float32_min: round(Math.min(...(o.values.cosine_min ?? [NaN])), 6),
+      cosine_to_float32_mean: round(o.values.cosine_mean?.at(-1) ?? null, 6),
+      packed_linear_bytes: (ours.init.packed_bytes as Record<string, number>)[dtype] ?? null,
+      ratio_note: 'ours (low precision) / peer (float32) of embeddings/s: above 1 means ours is faster',
+    };
+  },
+};
+
 const cptStep: BenchSpec = {
   name: 'cpt-step',
   description:
@@ -291,7 +330,78 @@ const clStep: BenchSpec = {
   },
 };
 
-const BENCHES: BenchSpec[] = [trainStep, matmul, embed, cptStep, clStep];
+/** decode-bound: decoder layers actually built (the 3B model has 36; times are extrapolated per layer). */
+const DECODE_LAYERS = 4;
+const DECODE_FULL_LAYERS = 36;
+const DECODE_DTYPES = ['float32', 'bfloat16', 'int8'] as const;
+const DECODE_LENGTHS = { long: 1024, short: 16 } as const;
+
+const decodeBound: BenchSpec = {
+  name: 'decode-bound',
+  description:
+    `3B-shaped Qwen2.5-VL language model (hidden 2048, FFN 11008, 16/2 heads; ${DECODE_LAYERS} random layers ` +
+    `built, times ×${DECODE_FULL_LAYERS}/${DECODE_LAYERS}) over a ${DECODE_LENGTHS.long}-token text and a ` +
+    `${DECODE_LENGTHS.short}-token query in float32 / bfloat16 / int8, next to the memory-bandwidth bound ` +
+    '(weight bytes ÷ measured read bandwidth); peer = PyTorch eager (bf16 model cast, int8 dynamic quantisation)',
+  oursWorker: 'decode-bound.js',
+  peerScript: 'decode_bound.py',
+  defaults: { rounds: 3, steps: 1, warmup: 1 },
+  config: () => ({
+    layers: DECODE_LAYERS,
+    longTokens: DECODE_LENGTHS.long,
+    shortTokens: DECODE_LENGTHS.short,
+    dtypes: [...DECODE_DTYPES],
+    bandwidthMiB: 512,
+  }),
+  cases: () =>
+    DECODE_DTYPES.flatMap((dtype) =>
+      (['long', 'short'] as const).map((len): BenchCase => ({
+        id: `${dtype}-${len}`,
+        metric: len === 'long' ? `ms_per_1000_tokens_${dtype}` : `ms_per_query_${dtype}`,
+        unit: 'ms',
+        higherIsBetter: false,
+        // Extrapolated to the full depth; the long text per 1000 tokens.
+        value: (ms: number, v: Record<string, number>) =>
+          (ms * (DECODE_FULL_LAYERS / DECODE_LAYERS) * (len === 'long' ? 1000 / (v.tokens ?? 1) : 1)) as number,
+      })),
+    ),
+  extra(c, ours, peer) {
+    const [dtype, len] = (c.id ?? '').split('-') as [(typeof DECODE_DTYPES)[number], 'long' | 'short'];
+    const tokens = DECODE_LENGTHS[len];
+    const readGBps = ours.init.read_gbps as number;
+    const bytesPerLayer = (ours.init.bytes_per_layer as Record<string, number>)[dtype]!;
+    const weightBytes = bytesPerLayer * DECODE_FULL_LAYERS;
+    // One pass reads every weight once; the long text's bound is spread over its tokens like the metric.
+    const boundMs = (weightBytes / (readGBps * 1e9)) * 1000 * (len === 'long' ? 1000 / tokens : 1);
+    const o = median(ours.cases.get(c.id)!.samples);
+    const flopPerToken = 2 * (ours.init.parameters_per_layer as number) * DECODE_FULL_LAYERS;
+    const attnFlop = 4 * tokens * 2048 * DECODE_FULL_LAYERS; // q·kᵀ and p·v per token
+    const perTokens = len === 'long' ? 1000 : tokens;
+    return {
+      dtype,
+      text_tokens: tokens,
+      layers_built: DECODE_LAYERS,
+      layers_extrapolated_to: DECODE_FULL_LAYERS,
+      weight_bytes_full_model: weightBytes,
+      read_gbps: round(readGBps),
+      copy_gbps: round(ours.init.copy_gbps as number),
+      peer_read_gbps: round(peer.init.read_gbps as number),
+      bandwidth_bound_ms: round(boundMs),
+      ours_over_bound: round(o / boundMs),
+      ours_gflops: round(((flopPerToken + attnFlop) * perTokens) / (o * 1e6)),
+      ours_checksum: round(ours.cases.get(c.id)!.values.checksum?.at(-1) ?? null, 6),
+      peer_checksum: round(peer.cases.get(c.id)!.values.checksum?.at(-1) ?? null, 6),
+      ours_kernels: `${String(ours.init.fused_kernels)}; ${String(ours.init.packed_kernels)}`,
+      peer_int8: dtype === 'int8' ? `torch.ao dynamic quantisation (${String(peer.init.int8_engine)})` : undefined,
+      note:
+        len === 'long'
+          ? 'a long text is compute-bound: every weight is read once per pass and used for all its tokens'
+          : 'a short query reads every weight for a few tokens: the bandwidth-bound case',
+    };
+  },
+};
+
+const BENCHES: BenchSpec[] = [trainStep, matmul, embed, embedPrecision, cptStep, clStep, decodeBound];
 
 /** Benches with their own runner instead of the ours-vs-PyTorch harness (ours vs ours). */
 interface CustomBench {

@@ -17,7 +17,15 @@
         "src/autograd.cc",
         "src/storage.cc",
         "src/allocator.cc",
-        "src/distributed.cc"
+        "src/distributed.cc",
+        "src/fused_kernels_generic.cc",
+        "src/fused_kernels_avx512.cc",
+        "src/fused_ops.cc",
+        "src/fused_attention.cc",
+        "src/fused_linear_ce.cc",
+        "src/quant.cc",
+        "src/fused_register.cc",
+        "src/fused_optim.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GLIBCXX_USE_CXX11_ABI=<(cxx11_abi)"],

@@ -48,6 +48,7 @@ export class SelfAttention extends torch.Module {
   // Each forward runs in a scope (the library's idiom): temporaries are released when the module returns,
   // as PyTorch's reference counting releases them, instead of living until the end of the training step.
   forward(x: torch.Tensor): torch.Tensor {
+    if (torch.fusedKernelsEnabled() && torch.isGradEnabled()) return this.forwardFused(x);
     return torch.scope(() => {
       const [b, t, d] = x.shape as [number, number, number];
       const hd = d / this.nHeads;
@@ -58,6 +59,32 @@ export class SelfAttention extends torch.Module {
       // softmax(q kᵀ / √hd) v, composed from matmul + softmax (as the peer does).
       const y = torch.F.scaledDotProductAttention(q, k, v, { isCausal: this.causal });
       return this.o_proj.forward(y.transpose(1, 2).reshape(b, t, d));
+    });
+  }
+
+  /**
+   * The same attention with the fused kernels: q, k, v from one product with the three weights concatenated
+   * (one larger GEMM; one input-gradient product instead of three and two sums), flash attention on (B·T, heads,
+   * hd) views of it, each sequence a segment.
+   */
+  private forwardFused(x: torch.Tensor): torch.Tensor {
+    return torch.scope(() => {
+      const [b, t, d] = x.shape as [number, number, number];
+      const hd = d / this.nHeads;
+      const layers = [this.q_proj, this.k_proj, this.v_proj];
+      const w = torch.cat(
+        layers.map((l) => l.weight),
+        0,
+      );
+      const bias = torch.cat(
+        layers.map((l) => l.bias!),
+        0,
+      );
+      const qkv = torch.F.linear(x, w, bias).view(b * t, 3, this.nHeads, hd);
+      const [q, k, v] = [0, 1, 2].map((i) => qkv.select(1, i)) as [torch.Tensor, torch.Tensor, torch.Tensor];
+      const segments = Array.from({ length: b }, (_, i) => ({ qStart: i * t, qLen: t, kStart: i * t, kLen: t }));
+      const y = torch.flashAttention(q, k, v, segments, { scale: 1 / Math.sqrt(hd), causal: this.causal });
+      return this.o_proj.forward(y.view(b, t, d));
     });
   }
 }
@@ -116,21 +143,32 @@ export class TinyTransformerLM extends torch.Module {
     this.registerBuffer('position_ids', torch.arange(config.seqLen), false);
   }
 
-  /** tokens (B, T) int64 → logits (B, T, vocab). */
-  forward(tokens: torch.Tensor): torch.Tensor {
+  /** tokens (B, T) int64 → final-norm hidden states (B, T, d). */
+  hidden(tokens: torch.Tensor): torch.Tensor {
     const t = tokens.size(1);
     if (t > this.config.seqLen) throw new RangeError(`sequence length ${t} exceeds seqLen ${this.config.seqLen}`);
     const positions = this.getBuffer('position_ids').slice(0, 0, t);
     return torch.scope(() => {
       let x = this.tok_emb.forward(tokens).add(this.pos_emb.forward(positions));
       for (const block of this.layers) x = block.forward(x);
-      return this.lm_head.forward(this.ln_f.forward(x));
+      return this.ln_f.forward(x);
     });
   }
 
-  /** Mean cross-entropy over every position: logits (B, T, V) against targets (B, T). */
+  /** tokens (B, T) int64 → logits (B, T, vocab). */
+  forward(tokens: torch.Tensor): torch.Tensor {
+    return torch.scope(() => this.lm_head.forward(this.hidden(tokens)));
+  }
+
+  /**
+   * Mean cross-entropy over every position against targets (B, T): the LM head and the loss in one
+   * `F.linearCrossEntropy` (fused, no full logits, when the fused kernels are on; logits + crossEntropy else).
+   */
   loss(tokens: torch.Tensor, targets: torch.Tensor): torch.Tensor {
-    const logits = this.forward(tokens);
-    return torch.F.crossEntropy(logits.reshape(-1, this.config.vocabSize), targets.reshape(-1));
+    return torch.scope(() => {
+      const h = this.hidden(tokens);
+      return torch.F.linearCrossEntropy(h.reshape(-1, this.config.dModel), this.lm_head.weight, targets.reshape(-1))
+        .loss;
+    });
   }
 }

@@ -1,5 +1,6 @@
-"""PyTorch peer for the `embed` bench: the independent reference model (tools/reference/qwen25vl_reference.py,
-vectorised path) on the same weights and the same prepared batches; one step = one forward under inference_mode.
+"""PyTorch peer for the `embed` and `embed-precision` benches: the independent reference model
+(tools/reference/qwen25vl_reference.py, vectorised path, float32) on the same weights and the same prepared
+batches; one step = one forward under inference_mode.
 
 Speaks the harness protocol: one JSON command per line on stdin, one JSON reply per line on stdout.
 """
@@ -43,7 +44,8 @@ class Worker:
         }
 
     def step(self, case_id):
-        t = self.batches[case_id]
+        # `<batch>-<dtype>` cases (embed-precision) compare ours in bf16 / int8 with this float32 reference.
+        t = self.batches[case_id.split("-")[0]]
         with torch.inference_mode():
             out = self.model.forward(
                 t["input_ids"], t["attention_mask"], t.get("pixel_values"), t.get("image_grid_thw")

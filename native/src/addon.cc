@@ -89,6 +89,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerAutogradOps(r);
   registerAllocatorOps(r);
   registerDistributedOps(r);
+  registerPerformanceOps(r);
   registerStorageOps(r, env);
   r.defRaw("liveTensorStats", &liveTensorStats, "", "{ storages: number; handles: number; bytes: number; reportedBytes: number }");
   exports.Set("signatures", Napi::Function::New(env, &signatures, "signatures"));

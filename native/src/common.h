@@ -386,6 +386,7 @@ void registerStorageOps(Registry& r, Napi::Env env);
 void registerTensorInfoOps(Registry& r);
 void registerAllocatorOps(Registry& r);
 void registerDistributedOps(Registry& r);
+void registerPerformanceOps(Registry& r);
 void installCachingCpuAllocator();
 
 }  // namespace moca

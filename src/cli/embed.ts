@@ -15,7 +15,8 @@ interface EmbedCommandOptions {
   input: string;
   output: string;
   batchSize: number;
-  dtype: 'float32' | 'bfloat16';
+  maxBatchTokens?: number;
+  dtype: 'float32' | 'bfloat16' | 'int8';
   errors?: string;
   strict?: boolean;
   maxLength: number;
@@ -34,7 +35,13 @@ export function registerEmbedCommand(program: Command): void {
     .requiredOption('--input <file>', 'JSON Lines: {"id","text","images"} or {"id","content":[...]} per line')
     .requiredOption('--output <file>', 'JSON Lines of {"id","embedding"} in input order')
     .option('--batch-size <n>', 'inputs per forward pass', positiveInt, 8)
-    .option('--dtype <dtype>', 'compute dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
+    .option('--max-batch-tokens <n>', 'text + image tokens per forward pass (bounds memory)', positiveInt)
+    .option(
+      '--dtype <dtype>',
+      'inference precision: float32, bfloat16 (bf16 linear weights) or int8 (int8 linear weights, per-channel scales)',
+      oneOf(['float32', 'bfloat16', 'int8'] as const),
+      'float32',
+    )
     .option('--errors <file>', 'where failed rows are recorded (default: <output>.errors.jsonl)')
     .option('--strict', 'stop at the first bad row')
     .option('--max-length <n>', 'tokens per input (a cut image is dropped whole)', positiveInt, 1280)
@@ -106,7 +113,10 @@ async function runEmbed(opts: EmbedCommandOptions): Promise<number> {
       }
       const outcomes = await embedder.embedSettled(
         rows.map((r) => r.input),
-        { batchSize: opts.batchSize },
+        {
+          batchSize: opts.batchSize,
+          ...(opts.maxBatchTokens === undefined ? {} : { maxBatchTokens: opts.maxBatchTokens }),
+        },
       );
       outcomes.forEach((o, i) => {
         const r = rows[i]!;

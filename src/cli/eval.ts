@@ -36,7 +36,7 @@ export { discoverSubsets } from '../eval/run.js';
 /** The embedding options both harnesses take. */
 interface EmbedderFlags {
   model: string;
-  dtype: 'float32' | 'bfloat16';
+  dtype: 'float32' | 'bfloat16' | 'int8';
   minPixels?: number;
   maxPixels?: number;
   threads?: number;
@@ -44,7 +44,12 @@ interface EmbedderFlags {
 
 function addEmbedderOptions(cmd: Command): Command {
   return cmd
-    .option('--dtype <dtype>', 'compute dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
+    .option(
+      '--dtype <dtype>',
+      'inference precision (bfloat16 / int8: packed linear weights)',
+      oneOf(['float32', 'bfloat16', 'int8'] as const),
+      'float32',
+    )
     .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
     .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt)
     .option('--threads <n>', 'libtorch intra-op threads', positiveInt);

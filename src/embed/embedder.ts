@@ -1,7 +1,16 @@
 // The Embedder: text / images / interleaved input → L2-normalised MoCa embeddings.
 import path from 'node:path';
 
-import { loadQwen25VL, type Pooling, type Qwen25VLModel, type AttentionMode } from '../models/index.js';
+import {
+  type AttentionMode,
+  type InferenceDtype,
+  INFERENCE_DTYPES,
+  loadConfig,
+  loadQwen25VL,
+  type Pooling,
+  prepareInferencePrecision,
+  type Qwen25VLModel,
+} from '../models/index.js';
 import {
   decodeImage,
   loadImageProcessorConfig,
@@ -11,7 +20,7 @@ import {
 import { QWEN_IMAGE_PLACEHOLDER } from '../processing/inputs.js';
 import { batchToTensors, buildBatch, encodeInput, imageTokenIds, type SequenceItem } from '../processing/sequence.js';
 import { Tokenizer } from '../processing/tokenizer.js';
-import { type DTypeLike, noGrad, scope, setNumThreads } from '../torch/index.js';
+import { noGrad, scope, setNumThreads } from '../torch/index.js';
 
 /** An image: a file path, a `data:` URI, encoded bytes, or decoded RGB pixels. */
 export type ImageInput = string | Buffer | Uint8Array | RgbImage;
@@ -27,8 +36,12 @@ export type EmbedInput =
   string | { text: string; images?: readonly ImageInput[] } | { content: readonly ContentPart[] };
 
 export interface EmbedderOptions {
-  /** Compute dtype: 'float32' (default) or 'bfloat16'. */
-  dtype?: DTypeLike;
+  /**
+   * Inference precision: 'float32' (default); 'bfloat16' (linear weights packed in bf16, float32 accumulation
+   * and activations); 'int8' (linear weights int8 with per-output-channel scales, activations quantised per
+   * token on the fly). Norms, attention, pooling run in float32 for all three.
+   */
+  dtype?: InferenceDtype;
   device?: string;
   /** `bidirectional` (MoCa, default) or `causal` (base VLM). */
   attention?: AttentionMode;
@@ -50,6 +63,11 @@ export interface EmbedderOptions {
 export interface EmbedCallOptions {
   /** Inputs per forward pass (default 8). Inputs are sorted by length internally; results keep input order. */
   batchSize?: number;
+  /**
+   * Tokens (text + image tokens) per forward pass: a batch closes before it would exceed this (an input longer
+   * than the budget runs alone). Bounds activation memory for image-heavy or long inputs. Default: no limit.
+   */
+  maxBatchTokens?: number;
   /** Called after each batch with the number of inputs done. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -90,12 +108,25 @@ export class Embedder {
       ...(options.minPixels === undefined ? {} : { minPixels: options.minPixels }),
       ...(options.maxPixels === undefined ? {} : { maxPixels: options.maxPixels }),
     });
+    const dtype = options.dtype ?? 'float32';
+    if (!INFERENCE_DTYPES.includes(dtype)) {
+      throw new RangeError(`Embedder: dtype must be one of ${INFERENCE_DTYPES.join(', ')}, got '${String(dtype)}'`);
+    }
+    const device = options.device ?? 'cpu';
+    if (dtype !== 'float32' && device !== 'cpu') {
+      throw new RangeError(`Embedder: dtype '${dtype}' runs on the CPU kernels only (device '${device}' given)`);
+    }
+    // Low precision loads the weights in their stored dtype when that is bfloat16 (no float32 copy of a large
+    // checkpoint), then packs the linear layers.
+    const loadDtype =
+      dtype === 'bfloat16' || (dtype === 'int8' && loadConfig(dir).torchDtype === 'bfloat16') ? 'bfloat16' : 'float32';
     const { model } = loadQwen25VL(dir, {
-      dtype: options.dtype ?? 'float32',
-      device: options.device ?? 'cpu',
+      dtype: loadDtype,
+      device,
       attention: options.attention ?? 'bidirectional',
     });
     model.eval();
+    if (dtype !== 'float32') prepareInferencePrecision(model, dtype);
     checkTokenizerMatchesModel(tokenizer, model, dir);
     return new Embedder(model, tokenizer, imageProcessor, options);
   }
@@ -128,11 +159,12 @@ export class Embedder {
         outcomes[i] = { ok: false, error: (e as Error).message };
       }
     }
+    const maxTokens = options.maxBatchTokens ?? Infinity;
+    if (!(maxTokens >= 1)) throw new RangeError(`maxBatchTokens must be ≥ 1, got ${options.maxBatchTokens}`);
     // Longest first: similar lengths share a batch (less padding), and memory peaks early.
     prepared.sort((a, b) => b.cost - a.cost || a.index - b.index);
     let done = inputs.length - prepared.length;
-    for (let start = 0; start < prepared.length; start += batchSize) {
-      const group = prepared.slice(start, start + batchSize);
+    for (const group of batchesOf(prepared, batchSize, maxTokens)) {
       try {
         const vectors = this.forward(group.map((p) => p.item));
         group.forEach((p, k) => (outcomes[p.index] = { ok: true, embedding: vectors[k]! }));
@@ -218,6 +250,24 @@ export class Embedder {
       }),
     );
   }
+}
+
+/** Consecutive groups of at most `size` items whose costs add up to at most `maxTokens` (one item at least). */
+export function batchesOf<T extends { cost: number }>(items: readonly T[], size: number, maxTokens: number): T[][] {
+  const out: T[][] = [];
+  let current: T[] = [];
+  let tokens = 0;
+  for (const item of items) {
+    if (current.length > 0 && (current.length >= size || tokens + item.cost > maxTokens)) {
+      out.push(current);
+      current = [];
+      tokens = 0;
+    }
+    current.push(item);
+    tokens += item.cost;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
 }
 
 function isRgbImage(x: ImageInput): x is RgbImage {

@@ -1,14 +1,45 @@
 // torch.nn.functional: bound ops where libtorch has them, compositions (with their intermediates disposed)
 // where it does not in every supported version (rms_norm, normalize, attention).
+import { isGradEnabled } from './autograd.js';
 import { type DTypeLike, dtypeCode } from './dtype.js';
 import { native } from './native.js';
 import { scope } from './scope.js';
 import { Tensor, wrap } from './tensor.js';
 import { ones } from './creation.js';
+import {
+  flashAttention,
+  fusedGeluTanh,
+  fusedKernelsEnabled,
+  fusedLinearCrossEntropy,
+  fusedRmsNorm,
+  type FusedLinearCrossEntropyResult,
+} from './fused.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
+/** Weights from this many elements up go through the small-batch kernel for ≤ 8 rows (see `linear`). */
+const SMALL_BATCH_MIN_WEIGHT = 1 << 20;
+
+/**
+ * y = x Wᵀ + b. Float32 inference on at most 8 rows with a large weight (a short query through a big model)
+ * reads the weight once in place with the fused kernels on; a BLAS call would first copy it into its packed
+ * layout, tripling the memory traffic of a bandwidth-bound product.
+ */
 export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  if (
+    fusedKernelsEnabled() &&
+    input.dtype === 'float32' &&
+    weight.dtype === 'float32' &&
+    weight.numel() >= SMALL_BATCH_MIN_WEIGHT &&
+    input.device === 'cpu' &&
+    input.dim() >= 1 &&
+    input.numel() <= 8 * input.size(-1) &&
+    input.numel() > 0 &&
+    (bias === null || bias.dtype === 'float32') &&
+    !isGradEnabled()
+  ) {
+    return wrap(native.linearSmallBatch(input.handle, weight.handle, bias?.handle ?? null));
+  }
   return wrap(native.linear(input.handle, weight.handle, bias?.handle ?? null));
 }
 
@@ -37,9 +68,18 @@ export function layerNorm(
 
 /**
  * RMSNorm over the last dimension, computed as Hugging Face's Qwen2RMSNorm does: in float32, then cast back
- * to the input dtype before the weight multiply.
+ * to the input dtype before the weight multiply. One fused kernel when the fused kernels are on (see
+ * torch/fused.ts), otherwise `rmsNormComposed`.
  */
 export function rmsNorm(input: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
+  if (fusedKernelsEnabled() && input.device === 'cpu' && isFusedDtype(input.dtype)) {
+    return fusedRmsNorm(input, weight, eps);
+  }
+  return rmsNormComposed(input, weight, eps);
+}
+
+/** rmsNorm composed from bound ops (the reference the fused kernel is checked against). */
+export function rmsNormComposed(input: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
   return scope(() => {
     const x = input.dtype === 'float32' || input.dtype === 'float64' ? input : input.float();
     const sq = x.square();
@@ -74,9 +114,17 @@ export function silu(input: Tensor): Tensor {
   return input.silu();
 }
 
-/** GELU, exact (`'none'`, default) or the tanh approximation (`'tanh'`). */
+/** GELU, exact (`'none'`, default) or the tanh approximation (`'tanh'`, a fused kernel when those are on). */
 export function gelu(input: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  if (approximate === 'tanh' && fusedKernelsEnabled() && input.device === 'cpu' && isFusedDtype(input.dtype)) {
+    return fusedGeluTanh(input);
+  }
   return wrap(native.gelu(input.handle, approximate));
+}
+
+/** Dtypes the fused CPU kernels take. */
+function isFusedDtype(dtype: string): boolean {
+  return dtype === 'float32' || dtype === 'float64' || dtype === 'bfloat16';
 }
 
 export function softplus(input: Tensor, beta = 1, threshold = 20): Tensor {
@@ -216,10 +264,50 @@ export function conv3d(input: Tensor, weight: Tensor, bias: Tensor | null = null
 
 /**
  * Attention `softmax(q kᵀ · scale + mask) v` over the last two dims: q (..., L, E), k (..., S, E), v (..., S, Ev).
- * `attnMask`: bool (true = may attend) or additive float, broadcastable to (..., L, S). Composed from bound ops;
- * a fused kernel replaces it later without changing this signature (torch.nn.functional's).
+ * `attnMask`: bool (true = may attend) or additive float, broadcastable to (..., L, S). `isCausal` masks keys
+ * after the query (top-left aligned, as torch). Without a mask or dropout, 4-D inputs (B, H, L, E) run the fused
+ * flash kernel when the fused kernels are on; everything else (and `MOCA_FUSED=0`) is composed from bound ops.
  */
 export function scaledDotProductAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  options: { attnMask?: Tensor | null; dropoutP?: number; isCausal?: boolean; scale?: number; training?: boolean } = {},
+): Tensor {
+  const { attnMask = null, dropoutP = 0, isCausal = false } = options;
+  const scale = options.scale ?? 1 / Math.sqrt(q.size(-1));
+  const dropout = dropoutP > 0 && (options.training ?? true);
+  if (
+    attnMask === null &&
+    !dropout &&
+    fusedKernelsEnabled() &&
+    q.dim() === 4 &&
+    k.dim() === 4 &&
+    v.dim() === 4 &&
+    q.device === 'cpu' &&
+    isFusedDtype(q.dtype) &&
+    (!isCausal || q.size(2) === k.size(2))
+  ) {
+    return sdpaFlash(q, k, v, scale, isCausal);
+  }
+  return scaledDotProductAttentionComposed(q, k, v, { ...options, scale });
+}
+
+/** (B, H, L, E) attention through the packed flash kernel: each batch row is one segment. */
+function sdpaFlash(q: Tensor, k: Tensor, v: Tensor, scale: number, causal: boolean): Tensor {
+  return scope(() => {
+    const [b, h, l] = q.shape as [number, number, number, number];
+    const s = k.size(2);
+    // (B, H, L, E) → (B·L, H, E): a free view when q came from (B, L, H, E).transpose(1, 2), as usual.
+    const rows = (t: Tensor, len: number) => t.transpose(1, 2).reshape(b * len, t.size(1), t.size(3));
+    const segments = Array.from({ length: b }, (_, i) => ({ qStart: i * l, qLen: l, kStart: i * s, kLen: s }));
+    const out = flashAttention(rows(q, l), rows(k, s), rows(v, s), segments, { scale, causal });
+    return out.view(b, l, h, v.size(3)).transpose(1, 2);
+  });
+}
+
+/** scaledDotProductAttention composed from bound ops (the reference of the fused path). */
+export function scaledDotProductAttentionComposed(
   q: Tensor,
   k: Tensor,
   v: Tensor,
@@ -239,6 +327,31 @@ export function scaledDotProductAttention(
     let attn = scores.softmax(-1);
     if (dropoutP > 0 && (options.training ?? true)) attn = dropout(attn, dropoutP, true);
     return attn.matmul(v);
+  });
+}
+
+/**
+ * Mean cross-entropy of a linear head `hidden · weightᵀ` (no bias) against `labels`, rows labelled `ignoreIndex`
+ * skipped: the fused kernel (no full logits; see torch/fused.ts) when the fused kernels are on, otherwise logits
+ * then `crossEntropy`. hidden (N, H), weight (V, H), labels (N,).
+ */
+export function linearCrossEntropy(
+  hidden: Tensor,
+  weight: Tensor,
+  labels: Tensor,
+  options: { ignoreIndex?: number; chunkElements?: number } = {},
+): FusedLinearCrossEntropyResult {
+  if (fusedKernelsEnabled() && hidden.device === 'cpu' && isFusedDtype(hidden.dtype)) {
+    return fusedLinearCrossEntropy(hidden, weight, labels, options);
+  }
+  return scope(() => {
+    const ignoreIndex = options.ignoreIndex ?? -100;
+    const logits = hidden.matmul(weight.t()).float();
+    const valid = labels.ne(ignoreIndex);
+    const rows = valid.sum().item();
+    const correct = logits.argmax(1).eq(labels).logicalAnd(valid).sum().item();
+    const loss = rows > 0 ? crossEntropy(logits, labels, { ignoreIndex }) : logits.sum().mul(0);
+    return { loss, correct, rows };
   });
 }
 

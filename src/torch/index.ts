@@ -4,6 +4,7 @@ export * from './tensor.js';
 export * from './creation.js';
 export * from './scope.js';
 export * from './autograd.js';
+export * from './fused.js';
 export * from './info.js';
 export * from './safetensors.js';
 export * from './checkpoint.js';
@@ -12,6 +13,14 @@ export * as init from './nn/init.js';
 export { Module, ModuleList, Parameter, StateDictError, type LoadStateDictResult } from './nn/module.js';
 export { Linear, Embedding, RMSNorm, LayerNorm, Dropout, type FactoryOptions } from './nn/layers.js';
 export { noInit, shouldInitialize } from './nn/no-init.js';
+export {
+  PackedLinear,
+  PackedLinearWeight,
+  packedLinear,
+  packedLinearKernels,
+  packLinearLayers,
+  type PackedWeightFormat,
+} from './nn/packed-linear.js';
 export { Optimizer, type OptimizerStateDict, type ParamState } from './optim/optimizer.js';
 export { AdamW, type AdamWOptions } from './optim/adamw.js';
 export { SGD, type SGDOptions } from './optim/sgd.js';

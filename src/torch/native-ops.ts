@@ -103,6 +103,8 @@ export interface NativeOps {
   expm1(self: NativeTensor): NativeTensor;
   eye(n: number, m: number, dtype: number, device: string): NativeTensor;
   fill_(self: NativeTensor, value: number | boolean): void;
+  flashAttention(q: NativeTensor, k: NativeTensor, v: NativeTensor, segments: NativeTensor, scale: number, causal: boolean): NativeTensor;
+  flashAttentionWithLse(q: NativeTensor, k: NativeTensor, v: NativeTensor, segments: NativeTensor, scale: number, causal: boolean): [NativeTensor, NativeTensor];
   flatten(self: NativeTensor, startDim: number, endDim: number): NativeTensor;
   flip(self: NativeTensor, dims: number[]): NativeTensor;
   floor(self: NativeTensor): NativeTensor;
@@ -111,6 +113,13 @@ export interface NativeOps {
   fromBuffer(data: ArrayBufferView, shape: number[], dtype: number): NativeTensor;
   full(shape: number[], value: number | boolean, dtype: number, device: string): NativeTensor;
   fullLike(self: NativeTensor, value: number | boolean): NativeTensor;
+  fusedAdamwStep(params: NativeTensor[], grads: NativeTensor[], expAvgs: NativeTensor[], expAvgSqs: NativeTensor[], steps: number[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, maximize: boolean): void;
+  fusedGeluTanh(self: NativeTensor): NativeTensor;
+  fusedKernelsName(): string;
+  fusedLinearCrossEntropy(hidden: NativeTensor, weight: NativeTensor, labels: NativeTensor, ignoreIndex: number, chunkElements: number): NativeTensor[];
+  fusedRmsNorm(input: NativeTensor, weight: NativeTensor | null, eps: number): NativeTensor;
+  fusedRotary(input: NativeTensor, cos: NativeTensor, sin: NativeTensor): NativeTensor;
+  fusedSiluMul(gate: NativeTensor, up: NativeTensor): NativeTensor;
   gather(self: NativeTensor, dim: number, index: NativeTensor): NativeTensor;
   ge(self: NativeTensor, other: NativeTensor): NativeTensor;
   gelu(self: NativeTensor, approximate: string): NativeTensor;
@@ -145,6 +154,7 @@ export interface NativeOps {
   leScalar(self: NativeTensor, other: number | boolean): NativeTensor;
   libtorchVersion(): string;
   linear(input: NativeTensor, weight: NativeTensor, bias?: NativeTensor | null): NativeTensor;
+  linearSmallBatch(input: NativeTensor, weight: NativeTensor, bias?: NativeTensor | null): NativeTensor;
   linspace(start: number | boolean, end: number | boolean, steps: number, dtype: number, device: string): NativeTensor;
   liveTensorStats(): { storages: number; handles: number; bytes: number; reportedBytes: number };
   log(self: NativeTensor): NativeTensor;
@@ -197,6 +207,9 @@ export interface NativeOps {
   ones(shape: number[], dtype: number, device: string): NativeTensor;
   onesLike(self: NativeTensor): NativeTensor;
   outer(self: NativeTensor, other: NativeTensor): NativeTensor;
+  packedLinear(input: NativeTensor, packed: NativeTensor, format: string, outFeatures: number, inFeatures: number, scales?: NativeTensor | null, compensation?: NativeTensor | null, bias?: NativeTensor | null): NativeTensor;
+  packedLinearKernels(): string;
+  packLinearWeight(weight: NativeTensor, format: string): NativeTensor[];
   parallelInfo(): string;
   permute(self: NativeTensor, dims: number[]): NativeTensor;
   pgAllGather(group: NativeProcessGroup, outputs: NativeTensor[], input: NativeTensor): NativeWork;
@@ -299,6 +312,7 @@ export interface NativeOps {
   unflatten(self: NativeTensor, dim: number, sizes: number[]): NativeTensor;
   uniform_(self: NativeTensor, from: number, to: number): void;
   unique(self: NativeTensor, sorted: boolean, returnInverse: boolean): [NativeTensor, NativeTensor];
+  unpackLinearWeight(packed: NativeTensor, format: string, outFeatures: number, inFeatures: number, scales?: NativeTensor | null): NativeTensor;
   unsqueeze(self: NativeTensor, dim: number): NativeTensor;
   var(self: NativeTensor, dims: number[] | null, correction: number, keepdim: boolean): NativeTensor;
   view(self: NativeTensor, shape: number[]): NativeTensor;

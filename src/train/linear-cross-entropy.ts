@@ -4,7 +4,16 @@
 // here (what fused "linear + cross-entropy" kernels such as Liger's do). With a 151k vocabulary, full logits for
 // 5,000 masked tokens would take 3 GB in float32; here peak extra memory is one chunk of logits plus the weight
 // gradient.
-import { arange, cat, noGrad, scope, type Tensor, zerosLike } from '../torch/index.js';
+import {
+  arange,
+  cat,
+  fusedKernelsEnabled,
+  fusedLinearCrossEntropy,
+  noGrad,
+  scope,
+  type Tensor,
+  zerosLike,
+} from '../torch/index.js';
 
 export interface LinearCrossEntropyResult {
   /** Mean cross-entropy (0-d float32), differentiable w.r.t. `hidden` and `weight`. */
@@ -17,9 +26,35 @@ export interface LinearCrossEntropyResult {
 /**
  * Mean over rows of −log softmax(hidden · weightᵀ)[label]. `hidden` (N, H), `weight` (V, H), `labels` (N,) int64
  * (no ignore index: select the rows first). Logits and softmax are computed in float32. `chunkElements` bounds
- * the size of one chunk of logits (rows × V).
+ * the size of one chunk of logits. With the fused kernels on this is the native fused op (chunks over rows and
+ * vocabulary, backward recomputes the logits); otherwise the composed version below.
  */
 export function linearCrossEntropy(
+  hidden: Tensor,
+  weight: Tensor,
+  labels: Tensor,
+  options: { chunkElements?: number } = {},
+): LinearCrossEntropyResult {
+  if (fusedKernelsEnabled() && hidden.device === 'cpu' && hidden.dtype !== 'float16') {
+    const r = fusedLinearCrossEntropy(hidden, weight, labels, {
+      ignoreIndex: -1,
+      ...(options.chunkElements === undefined ? {} : { chunkElements: options.chunkElements }),
+    });
+    if (r.rows === 0) {
+      r.loss.dispose();
+      return linearCrossEntropyComposed(hidden, weight, labels, options);
+    }
+    return {
+      loss: r.loss.dtype === 'float32' ? r.loss : scope(() => r.loss.float()),
+      correct: r.correct,
+      rows: r.rows,
+    };
+  }
+  return linearCrossEntropyComposed(hidden, weight, labels, options);
+}
+
+/** The composed (TypeScript, chunked over rows) linear cross-entropy: the reference of the fused kernel. */
+export function linearCrossEntropyComposed(
   hidden: Tensor,
   weight: Tensor,
   labels: Tensor,

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 
 import { Embedder, initModelDirectory } from '../../src/embed/index.js';
+import { batchesOf } from '../../src/embed/embedder.js';
 import * as m from '../../src/models/index.js';
 import { Tokenizer } from '../../src/processing/tokenizer.js';
 import * as torch from '../../src/torch/index.js';
@@ -142,13 +143,46 @@ describe('Embedder', () => {
     await assert.rejects(Embedder.load(other), /<\|image_pad\|> has id \d+ but config\.json expects 5/);
   });
 
-  test('bfloat16 compute agrees with float32 (cosine > 0.99)', async () => {
-    const bf = await Embedder.load(modelDir, { dtype: 'bfloat16', minPixels: 28 * 28 * 4, maxPixels: 28 * 28 * 16 });
-    assert.equal(bf.model.dtype, 'bfloat16');
-    const inputs = ['some text', { text: `${PH} caption`, images: [png] }];
-    const a = await embedder.embed(inputs);
-    const b = await bf.embed(inputs);
-    a.forEach((x, i) => assert.ok(Embedder.similarity(x, b[i]!) > 0.99, `input ${i}`));
+  for (const [dtype, minCosine] of [
+    ['bfloat16', 0.999],
+    ['int8', 0.99],
+  ] as const) {
+    test(`${dtype} linear weights agree with float32 (cosine > ${minCosine})`, async () => {
+      const low = await Embedder.load(modelDir, { dtype, minPixels: 28 * 28 * 4, maxPixels: 28 * 28 * 16 });
+      // The token-embedding table keeps the load dtype: bf16 for bfloat16, the checkpoint's (float32) for int8.
+      assert.equal(low.model.dtype, dtype === 'bfloat16' ? 'bfloat16' : 'float32');
+      assert.ok(low.model.namedModules().some(([, mod]) => mod instanceof torch.PackedLinear));
+      const inputs = ['some text', { text: `${PH} caption`, images: [png] }];
+      const a = await embedder.embed(inputs);
+      const b = await low.embed(inputs);
+      a.forEach((x, i) => {
+        const cos = Embedder.similarity(x, b[i]!);
+        assert.ok(cos > minCosine && cos < 1 - 1e-7, `input ${i}: cosine ${cos}`);
+      });
+    });
+  }
+
+  test('an unknown dtype is refused with the accepted ones', async () => {
+    await assert.rejects(
+      () => Embedder.load(modelDir, { dtype: 'float16' as 'float32' }),
+      /dtype must be one of float32, bfloat16, int8/,
+    );
+  });
+
+  test('a token budget splits batches without changing the embeddings', async () => {
+    const costs = [9, 7, 5, 5, 2, 1].map((cost, index) => ({ cost, index }));
+    assert.deepEqual(
+      batchesOf(costs, 3, 12).map((g) => g.map((x) => x.index)),
+      [[0], [1, 2], [3, 4, 5]],
+    );
+    assert.deepEqual(
+      batchesOf(costs, 2, 100).map((g) => g.length),
+      [2, 2, 2],
+    );
+    const inputs = ['short', 'a considerably longer text input with many more tokens', 'mid length text'];
+    const plain = await embedder.embed(inputs, { batchSize: 8 });
+    const budget = await embedder.embed(inputs, { batchSize: 8, maxBatchTokens: 20 });
+    plain.forEach((e, i) => assert.ok(maxAbs(e, budget[i]!) < 1e-5));
   });
 
   test('image token count of a processed image is grid_h·grid_w/4', () => {

@@ -1,11 +1,24 @@
 // Qwen2.5-VL as a (bidirectional) embedding model: vision tower + language model + pooling, as MoCa's
 // `Qwen2_5ForEmbedding` (spec §1.4–§1.7). Field names give transformers' checkpoint keys: `visual.*`, `model.*`,
 // `lm_head.*`.
-import { F, Linear, Module, noGrad, ones, scope, type FactoryOptions, type Tensor } from '../../torch/index.js';
+import {
+  attentionSegments,
+  F,
+  fusedKernelsEnabled,
+  Linear,
+  Module,
+  noGrad,
+  ones,
+  packedSegments,
+  scope,
+  tensor,
+  type FactoryOptions,
+  type Tensor,
+} from '../../torch/index.js';
 import type { Qwen25VLConfig } from './config.js';
 import { headDim } from './config.js';
 import { mropeCosSin, ropePositionIds } from './rope.js';
-import { type AttentionMode, type DecoderContext, TextModel } from './text.js';
+import { type AttentionMode, type DecoderContext, type FusedDecoderContext, TextModel } from './text.js';
 import { type GridThw, VisionTransformer } from './vision.js';
 
 export type Pooling = 'mean' | 'last';
@@ -32,6 +45,8 @@ export class Qwen25VLModel extends Module {
   model: TextModel;
   lm_head: Linear | null;
   attentionMode: AttentionMode;
+  /** Activation dtype when it differs from the parameters' (low-precision inference: float32); else null. */
+  computeDtype: Tensor['dtype'] | null = null;
 
   constructor(
     readonly config: Qwen25VLConfig,
@@ -65,7 +80,8 @@ export class Qwen25VLModel extends Module {
   /** Token embeddings with image placeholder positions overwritten, in order, by the vision tower's outputs. */
   inputEmbeddings(inputs: ModelInputs): Tensor {
     return scope(() => {
-      const embeds = this.model.embed_tokens.forward(inputs.inputIds);
+      let embeds = this.model.embed_tokens.forward(inputs.inputIds);
+      if (this.computeDtype !== null && embeds.dtype !== this.computeDtype) embeds = embeds.to(this.computeDtype);
       const grids = inputs.imageGridThw ?? [];
       const pixels = inputs.pixelValues ?? null;
       const isImage = inputs.inputIds.eq(this.config.imageTokenId);
@@ -98,7 +114,7 @@ export class Qwen25VLModel extends Module {
     return scope(() => {
       const embeds = this.inputEmbeddings(inputs);
       const ctx = this.decoderContext(inputs, embeds.dtype);
-      return { hidden: this.model.forward(embeds, ctx), ctx: { cos: ctx.cos, sin: ctx.sin, mask: ctx.mask } };
+      return { hidden: this.model.forward(embeds, ctx), ctx: { ...ctx } };
     });
   }
 
@@ -107,9 +123,9 @@ export class Qwen25VLModel extends Module {
     return scope(() => {
       const [batch, seqLen] = inputs.inputIds.shape as [number, number];
       const maskBool = inputs.attentionMask.dtype === 'bool' ? inputs.attentionMask : inputs.attentionMask.ne(0);
+      const mask = maskBool.to('int32').toTypedArray() as Int32Array;
       const { cos, sin } = noGrad(() => {
         const ids = inputs.inputIds.to('int32').toTypedArray() as Int32Array;
-        const mask = maskBool.to('int32').toTypedArray() as Int32Array;
         const positions = ropePositionIds(ids, mask, batch, seqLen, inputs.imageGridThw ?? [], {
           imageTokenId: this.config.imageTokenId,
           visionStartTokenId: this.config.visionStartTokenId,
@@ -129,7 +145,44 @@ export class Qwen25VLModel extends Module {
       if (this.attentionMode === 'causal') {
         attnMask = attnMask.logicalAnd(ones([seqLen, seqLen], { dtype: 'bool', device: this.device }).tril());
       }
-      return { cos, sin, mask: attnMask };
+      const lengths = fusedKernelsEnabled() && this.device === 'cpu' ? rightPaddedLengths(mask, batch, seqLen) : null;
+      const fused = lengths === null ? null : this.fusedContext(lengths, cos, sin, seqLen);
+      return { cos, sin, mask: attnMask, fused };
+    });
+  }
+
+  /** Token layouts of the fused path (see FusedDecoderContext) for rows of the given real lengths. */
+  private fusedContext(lengths: number[], cos: Tensor, sin: Tensor, seqLen: number): FusedDecoderContext {
+    return scope(() => {
+      const batch = lengths.length;
+      const cosRows = cos.reshape(batch * seqLen, -1);
+      const sinRows = sin.reshape(batch * seqLen, -1);
+      const padded = {
+        segments: attentionSegments(
+          lengths.map((len, b) => ({ qStart: b * seqLen, qLen: seqLen, kStart: b * seqLen, kLen: len })),
+        ),
+        cosRows,
+        sinRows,
+      };
+      const total = lengths.reduce((a, b) => a + b, 0);
+      let packed: FusedDecoderContext['packed'] = null;
+      if (total < batch * seqLen) {
+        const positions = new Int32Array(total);
+        let at = 0;
+        lengths.forEach((len, b) => {
+          for (let i = 0; i < len; i++) positions[at++] = b * seqLen + i;
+        });
+        const index = tensor(positions, { dtype: 'int64', device: this.device });
+        packed = {
+          index,
+          batch,
+          seqLen,
+          segments: attentionSegments(packedSegments(lengths)),
+          cosRows: cosRows.indexSelect(0, index),
+          sinRows: sinRows.indexSelect(0, index),
+        };
+      }
+      return { causal: this.attentionMode === 'causal', padded, packed };
     });
   }
 
@@ -156,4 +209,16 @@ export class Qwen25VLModel extends Module {
       return options.normalize === false ? pooled : F.normalize(pooled, { dim: -1 });
     });
   }
+}
+
+/** Real-token count of each row when every row is right-padded (ones then zeros); null otherwise. */
+export function rightPaddedLengths(mask: ArrayLike<number>, batch: number, seqLen: number): number[] | null {
+  const lengths: number[] = [];
+  for (let b = 0; b < batch; b++) {
+    let len = 0;
+    while (len < seqLen && mask[b * seqLen + len] !== 0) len++;
+    for (let i = len; i < seqLen; i++) if (mask[b * seqLen + i] !== 0) return null;
+    lengths.push(len);
+  }
+  return lengths;
 }

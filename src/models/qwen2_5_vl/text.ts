@@ -1,12 +1,18 @@
 // Qwen2.5-VL language model: embeddings, GQA decoder layers with M-RoPE, final RMSNorm.
 // Names follow transformers (`embed_tokens`, `layers.N.self_attn.q_proj`, `input_layernorm`, `norm`).
 import {
+  cat,
   Embedding,
+  F,
+  flashAttention,
+  fusedRotary,
   Linear,
   Module,
+  isGradEnabled,
   ModuleList,
   RMSNorm,
   scope,
+  zeros,
   type FactoryOptions,
   type Tensor,
 } from '../../torch/index.js';
@@ -19,10 +25,47 @@ export type AttentionMode = 'bidirectional' | 'causal';
 
 /** Inputs shared by every decoder layer of one forward pass. */
 export interface DecoderContext {
+  /** (B, 1, L, headDim) */
   cos: Tensor;
   sin: Tensor;
   /** bool, broadcastable to (B, heads, L, L): true where a query may attend to a key. */
   mask: Tensor;
+  /** Present when the fused kernels run this pass (right-padded rows only); absent: composed path. */
+  fused?: FusedDecoderContext | null;
+}
+
+/** Attention segments and per-token rotary angles of one token layout. */
+export interface TokenLayout {
+  /** flashAttention segments (S, 4) int64. */
+  segments: Tensor;
+  /** (tokens, headDim) */
+  cosRows: Tensor;
+  sinRows: Tensor;
+}
+
+/**
+ * The fused path's view of a right-padded batch (B, L): `padded` attends over the (B·L) rows with keys limited
+ * to each row's real tokens; `packed` keeps only the real tokens (N = Σ lengths rows, `index` their positions
+ * in B·L), so that linear layers, norms and attention never touch padding.
+ */
+export interface FusedDecoderContext {
+  causal: boolean;
+  padded: TokenLayout;
+  packed: (TokenLayout & { index: Tensor; batch: number; seqLen: number }) | null;
+}
+
+/** (B, L, H) → (N, H): the real tokens of a right-padded batch, in row order. */
+export function packTokens(x: Tensor, packed: { index: Tensor }): Tensor {
+  return scope(() => x.reshape(-1, x.size(-1)).indexSelect(0, packed.index));
+}
+
+/** (N, H) → (B, L, H) with zeros at padded positions (differentiable in x). */
+export function unpackTokens(x: Tensor, packed: { index: Tensor; batch: number; seqLen: number }): Tensor {
+  return scope(() =>
+    zeros([packed.batch * packed.seqLen, x.size(-1)], { dtype: x.dtype, device: x.device })
+      .indexAdd(0, packed.index, x)
+      .view(packed.batch, packed.seqLen, x.size(-1)),
+  );
 }
 
 export class TextAttention extends Module {
@@ -46,6 +89,7 @@ export class TextAttention extends Module {
   }
 
   forward(x: Tensor, ctx: DecoderContext): Tensor {
+    if (ctx.fused) return this.forwardFused(x, ctx.fused);
     return scope(() => {
       const [b, l] = x.shape as [number, number, number];
       const split = (t: Tensor, n: number) => t.view(b, l, n, this.headDim).transpose(1, 2);
@@ -59,6 +103,53 @@ export class TextAttention extends Module {
       });
       return this.o_proj.forward(out.transpose(1, 2).reshape(b, l, this.heads * this.headDim));
     });
+  }
+
+  /** x (N, hidden) packed tokens or (B, L, hidden) padded rows: fused rotary + flash attention, no KV repeat. */
+  private forwardFused(x: Tensor, fused: FusedDecoderContext): Tensor {
+    return scope(() => {
+      const layout = x.dim() === 2 ? fused.packed! : fused.padded;
+      const rows = x.numel() / x.size(-1);
+      const split = (t: Tensor, n: number) => t.view(rows, n, this.headDim);
+      const [qp, kp, vp] = this.projectQkv(x.reshape(rows, x.size(-1)));
+      const q = fusedRotary(split(qp, this.heads), layout.cosRows, layout.sinRows);
+      const k = fusedRotary(split(kp, this.kvHeads), layout.cosRows, layout.sinRows);
+      const v = split(vp, this.kvHeads);
+      const out = flashAttention(q, k, v, layout.segments, {
+        scale: 1 / Math.sqrt(this.headDim),
+        causal: fused.causal,
+      });
+      return this.o_proj.forward(out.view(...x.shape.slice(0, -1), this.heads * this.headDim));
+    });
+  }
+
+  /**
+   * q, k, v projections of rows x (N, hidden). When training, one matrix product with the three weights
+   * concatenated (one larger GEMM, and one input-gradient product instead of three plus two sums); in
+   * inference (no grad, or packed low-precision layers) three products, so that no weight copy is made per pass.
+   */
+  private projectQkv(x: Tensor): [Tensor, Tensor, Tensor] {
+    const layers = [this.q_proj, this.k_proj, this.v_proj];
+    if (!isGradEnabled() || !layers.every((l) => l instanceof Linear && l.bias !== null)) {
+      return layers.map((l) => l.forward(x)) as [Tensor, Tensor, Tensor];
+    }
+    return scope(() => {
+      const w = cat(
+        layers.map((l) => l.weight),
+        0,
+      );
+      const b = cat(
+        layers.map((l) => l.bias!),
+        0,
+      );
+      const qkv = F.linear(x, w, b);
+      const sizes = layers.map((l) => l.outFeatures);
+      return [
+        qkv.narrow(1, 0, sizes[0]!),
+        qkv.narrow(1, sizes[0]!, sizes[1]!),
+        qkv.narrow(1, sizes[0]! + sizes[1]!, sizes[2]!),
+      ];
+    }) as [Tensor, Tensor, Tensor];
   }
 }
 
@@ -91,7 +182,13 @@ export class DecoderLayer extends Module {
     this.input_layernorm = new RMSNorm(c.hiddenSize, c.rmsNormEps, f);
     this.post_attention_layernorm = new RMSNorm(c.hiddenSize, c.rmsNormEps, f);
   }
+  /** x (B, L, hidden), or (N, hidden) packed tokens when the fused context has a packed layout. */
   forward(x: Tensor, ctx: DecoderContext): Tensor {
+    const packed = ctx.fused?.packed;
+    if (packed && x.dim() === 3) {
+      // A layer used on its own over padded rows (MoCa's MAE decoder): run it on the real tokens only.
+      return scope(() => unpackTokens(this.forward(packTokens(x, packed), ctx), packed));
+    }
     return scope(() => {
       const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), ctx));
       return h.add(this.mlp.forward(this.post_attention_layernorm.forward(h)));
@@ -114,8 +211,16 @@ export class TextModel extends Module {
     this.norm = new RMSNorm(config.hiddenSize, config.rmsNormEps, f);
   }
 
-  /** inputsEmbeds (B, L, hidden) → final-norm hidden states (B, L, hidden). */
+  /** inputsEmbeds (B, L, hidden) → final-norm hidden states (B, L, hidden); zeros at padding when packed. */
   forward(inputsEmbeds: Tensor, ctx: DecoderContext): Tensor {
+    const packed = ctx.fused?.packed;
+    if (packed) {
+      return scope(() => unpackTokens(this.forwardRows(packTokens(inputsEmbeds, packed), ctx), packed));
+    }
+    return this.forwardRows(inputsEmbeds, ctx);
+  }
+
+  private forwardRows(inputsEmbeds: Tensor, ctx: DecoderContext): Tensor {
     return scope(() => {
       let h = inputsEmbeds;
       for (const layer of this.layers) {

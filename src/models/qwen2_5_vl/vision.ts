@@ -2,9 +2,13 @@
 // Parameter names follow transformers (`patch_embed.proj`, `blocks.N.attn.qkv`, `merger.ln_q`, `merger.mlp.0`).
 import {
   arange,
+  attentionSegments,
   cat,
   empty,
   F,
+  flashAttention,
+  fusedKernelsEnabled,
+  fusedRotary,
   Linear,
   Module,
   ModuleList,
@@ -89,6 +93,7 @@ class VisionAttention extends Module {
 
   /** x (N, dim); cos/sin (N, headDim) in float32; attention restricted to each segment. */
   forward(x: Tensor, segments: Segments, cos: Tensor, sin: Tensor): Tensor {
+    if (fusedKernelsEnabled() && x.device === 'cpu') return this.forwardFused(x, segments, cos, sin);
     return scope(() => {
       const n = x.size(0);
       const hd = this.dim / this.numHeads;
@@ -100,6 +105,27 @@ class VisionAttention extends Module {
       return this.proj.forward(out.reshape(n, this.dim));
     });
   }
+
+  /** Fused path: rotary on strided q/k views of the qkv projection, flash attention over the segments directly
+   * (no gathering of equal-length windows, no permutes). */
+  private forwardFused(x: Tensor, segments: Segments, cos: Tensor, sin: Tensor): Tensor {
+    return scope(() => {
+      const n = x.size(0);
+      const hd = this.dim / this.numHeads;
+      const qkv = this.qkv.forward(x).view(n, 3, this.numHeads, hd);
+      const q = fusedRotary(qkv.select(1, 0), cos, sin);
+      const k = fusedRotary(qkv.select(1, 1), cos, sin);
+      const out = flashAttention(q, k, qkv.select(1, 2), visionSegments(segments), { scale: 1 / Math.sqrt(hd) });
+      return this.proj.forward(out.view(n, this.dim));
+    });
+  }
+}
+
+/** flashAttention segments for row ranges [start, end) that attend among themselves. */
+function visionSegments(segments: Segments): Tensor {
+  return attentionSegments(
+    segments.filter(([s, e]) => e > s).map(([s, e]) => ({ qStart: s, qLen: e - s, kStart: s, kLen: e - s })),
+  );
 }
 
 /** Rotary on (N, heads, hd) in float32, cast back to the input dtype (transformers' apply_rotary_pos_emb_vision). */

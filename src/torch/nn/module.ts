@@ -276,6 +276,14 @@ export class ModuleList<M extends Module = Module> extends Module {
     this.items.push(m);
   }
 
+  /** Replaces item i (e.g. by an inference-only variant of the same layer). */
+  set(i: number, m: M): void {
+    if (!Number.isInteger(i) || i < 0 || i >= this.items.length) {
+      throw new RangeError(`ModuleList index ${i} out of range (length ${this.items.length})`);
+    }
+    this.items[i] = m;
+  }
+
   [Symbol.iterator](): Iterator<M> {
     return this.items[Symbol.iterator]();
   }
