@@ -23,10 +23,12 @@ function relErr(a: Tensor, b: Tensor): number {
 }
 
 describe('packed linear weights', () => {
+  // The last shape has enough rows for the bf16 path that widens the weight and calls BLAS.
   for (const [m, k, n] of [
     [1, 7, 3],
     [5, 130, 70],
     [13, 64, 129],
+    [150, 70, 130],
   ] as const) {
     test(
       `bfloat16 and int8 at (${m} × ${k}) · (${n} × ${k})ᵀ equal the quantised reference`,
