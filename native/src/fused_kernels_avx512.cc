@@ -488,52 +488,69 @@ void gemmU8S8(int64_t m, int64_t n, int64_t kPadded, const uint8_t* a, int64_t l
   }
 }
 
-// One weight row against up to MR activation rows: each 16-float chunk of the row is loaded once and multiplied
-// into MR accumulators (the activations come from L1/L2; the weights stream from memory once).
-template <int MR>
-inline void smallBatchRow(int64_t k, const float* x, int64_t ldx, const float* wr, float* out, int64_t ldc) {
-  __m512 acc[MR];
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r) acc[r] = _mm512_setzero_ps();
-  int64_t p = 0;
-  for (; p + 16 <= k; p += 16) {
-    const __m512 wv = _mm512_loadu_ps(wr + p);
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * ldx + p), wv, acc[r]);
-  }
-  if (p < k) {
+// NR weight rows against MR activation rows: per 16-float chunk, NR weight loads and MR activation loads feed
+// MR·NR FMAs (the weights stream from memory once; activations come from L1/L2).
+template <int MR, int NR>
+inline void smallBatchTile(int64_t k, const float* x, int64_t ldx, const float* w, int64_t ldw, float* out,
+                           int64_t ldc) {
+  __m512 acc[MR][NR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 3
+    for (int j = 0; j < NR; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < k; p += 16) {
     const __mmask16 mk = tailMask(k - p);
-    const __m512 wv = _mm512_maskz_loadu_ps(mk, wr + p);
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, x + r * ldx + p), wv, acc[r]);
+    __m512 wv[NR];
+#pragma GCC unroll 3
+    for (int j = 0; j < NR; ++j) wv[j] = _mm512_maskz_loadu_ps(mk, w + j * ldw + p);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512 xv = _mm512_maskz_loadu_ps(mk, x + r * ldx + p);
+#pragma GCC unroll 3
+      for (int j = 0; j < NR; ++j) acc[r][j] = _mm512_fmadd_ps(xv, wv[j], acc[r][j]);
+    }
   }
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r) out[r * ldc] = _mm512_reduce_add_ps(acc[r]);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 3
+    for (int j = 0; j < NR; ++j) out[r * ldc + j] = _mm512_reduce_add_ps(acc[r][j]);
+}
+
+template <int NR>
+inline void smallBatchRows(int64_t rows, int64_t k, const float* x, int64_t ldx, const float* w, int64_t ldw,
+                           float* out, int64_t ldc) {
+  switch (rows) {
+    case 8: smallBatchTile<8, NR>(k, x, ldx, w, ldw, out, ldc); break;
+    case 7: smallBatchTile<7, NR>(k, x, ldx, w, ldw, out, ldc); break;
+    case 6: smallBatchTile<6, NR>(k, x, ldx, w, ldw, out, ldc); break;
+    case 5: smallBatchTile<5, NR>(k, x, ldx, w, ldw, out, ldc); break;
+    case 4: smallBatchTile<4, NR>(k, x, ldx, w, ldw, out, ldc); break;
+    case 3: smallBatchTile<3, NR>(k, x, ldx, w, ldw, out, ldc); break;
+    case 2: smallBatchTile<2, NR>(k, x, ldx, w, ldw, out, ldc); break;
+    default: smallBatchTile<1, NR>(k, x, ldx, w, ldw, out, ldc); break;
+  }
 }
 
 void linearSmallBatch(int64_t m, int64_t k, const float* x, int64_t ldx, const float* w, int64_t ldw,
                       const float* bias, float* c, int64_t ldc, int64_t nBegin, int64_t nEnd) {
-  for (int64_t n = nBegin; n < nEnd; ++n) {
-    const float* wr = w + n * ldw;
-    // Rows in groups of at most 8 (8 accumulators + chunk loads stay in registers); the weight row is reused
-    // from L1 by the second group.
+  for (int64_t n = nBegin; n < nEnd; n += 3) {
+    const int64_t nr = imin(3, nEnd - n);
+    const float* wn = w + n * ldw;
+    // Rows in groups of 8; the second group re-reads the three weight rows from L1 / L2.
     for (int64_t i = 0; i < m; i += 8) {
       const int64_t rows = imin(8, m - i);
       const float* xi = x + i * ldx;
       float* ci = c + i * ldc + n;
-      switch (rows) {
-        case 8: smallBatchRow<8>(k, xi, ldx, wr, ci, ldc); break;
-        case 7: smallBatchRow<7>(k, xi, ldx, wr, ci, ldc); break;
-        case 6: smallBatchRow<6>(k, xi, ldx, wr, ci, ldc); break;
-        case 5: smallBatchRow<5>(k, xi, ldx, wr, ci, ldc); break;
-        case 4: smallBatchRow<4>(k, xi, ldx, wr, ci, ldc); break;
-        case 3: smallBatchRow<3>(k, xi, ldx, wr, ci, ldc); break;
-        case 2: smallBatchRow<2>(k, xi, ldx, wr, ci, ldc); break;
-        default: smallBatchRow<1>(k, xi, ldx, wr, ci, ldc); break;
-      }
+      if (nr == 3)
+        smallBatchRows<3>(rows, k, xi, ldx, wn, ldw, ci, ldc);
+      else if (nr == 2)
+        smallBatchRows<2>(rows, k, xi, ldx, wn, ldw, ci, ldc);
+      else
+        smallBatchRows<1>(rows, k, xi, ldx, wn, ldw, ci, ldc);
     }
     if (bias != nullptr)
-      for (int64_t i = 0; i < m; ++i) c[i * ldc + n] += bias[n];
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < nr; ++j) c[i * ldc + n + j] += bias[n + j];
   }
 }
 

@@ -65,11 +65,13 @@ void checkFloating(const at::Tensor& t, const char* op, const char* arg) {
 
 // ---- silu(g) · u
 
-at::Tensor siluMulForward(const at::Tensor& g0, const at::Tensor& u0) {
+// y = silu(g)·u into `out` (a new tensor, or g itself for the in-place inference variant).
+at::Tensor siluMulForward(const at::Tensor& g0, const at::Tensor& u0, bool inPlace = false) {
   TORCH_CHECK(g0.sizes() == u0.sizes(), "siluMul: gate ", g0.sizes(), " and up ", u0.sizes(), " differ in shape");
   TORCH_CHECK(g0.scalar_type() == u0.scalar_type(), "siluMul: gate and up dtypes differ");
+  TORCH_CHECK(!inPlace || g0.is_contiguous(), "siluMul_: the gate must be contiguous");
   at::Tensor g = g0.contiguous(), u = u0.contiguous();
-  at::Tensor y = at::empty_like(g, at::MemoryFormat::Contiguous);
+  at::Tensor y = inPlace ? g : at::empty_like(g, at::MemoryFormat::Contiguous);
   const int64_t n = g.numel();
   if (g.scalar_type() == at::kDouble) {
     const double *gp = g.data_ptr<double>(), *up = u.data_ptr<double>();
@@ -391,6 +393,13 @@ void registerFusedOps(Registry& r) {
   using at::Tensor;
   using OptTensor = c10::optional<Tensor>;
   r.def("fusedSiluMul", "gate, up", +[](const Tensor& g, const Tensor& u) { return SiluMulFn::apply(g, u); });
+  // In place (gate ← silu(gate)·up) for inference: one intermediate-size buffer less. Not differentiable.
+  r.def("fusedSiluMul_", "gate, up", +[](Tensor g, const Tensor& u) {
+    checkFloating(g, "siluMul_", "gate");
+    TORCH_CHECK(!(at::GradMode::is_enabled() && (g.requires_grad() || u.requires_grad())),
+                "siluMul_ is inference-only: run under noGrad");
+    siluMulForward(g, u, true);
+  });
   r.def("fusedGeluTanh", "self", +[](const Tensor& x) { return GeluTanhFn::apply(x); });
   r.def("fusedRmsNorm", "input, weight, eps", +[](const Tensor& x, OptTensor w, double eps) {
     return RmsNormFn::apply(x, w, eps);

@@ -12,6 +12,8 @@
 // zero-padded to a multiple of 4). Without the CPU instructions the portable kernels compute the same values.
 #include <ATen/Parallel.h>
 
+#include <cstring>
+
 #include "common.h"
 #include "fused_common.h"
 
@@ -27,6 +29,9 @@ Format parseFormat(const std::string& f) {
 }
 
 int64_t groupOf(Format f) { return f == Format::Bf16 ? 1 : 4; }
+
+// From this many rows the bf16 product widens the weight and calls BLAS (see packedLinear).
+constexpr int64_t kBf16BlasRows = 128;
 int64_t paddedK(int64_t k, Format f) { return (k + groupOf(f) - 1) / groupOf(f) * groupOf(f); }
 int64_t panels(int64_t n) { return (n + kern::kPanel - 1) / kern::kPanel; }
 int64_t packedBytes(int64_t n, int64_t k, Format f) {
@@ -139,6 +144,29 @@ at::Tensor packedLinear(const at::Tensor& input, const at::Tensor& packed, const
   // Items: (panel, block of rows), panel-major so that a thread's consecutive items reuse one weight panel.
   const int64_t rowsPerBlock = 240;
   const int64_t mb = (m + rowsPerBlock - 1) / rowsPerBlock;
+  if (f == Format::Bf16 && m >= kBf16BlasRows) {
+    // Many rows: the product is compute-bound, so widen the weight to float32 (Wᵀ, k × n) once and let BLAS
+    // run it; widening costs a few percent of the product at these sizes, the in-kernel widening per row block
+    // costs more.
+    at::Tensor wt = at::empty({k, n}, x.options());
+    float* wtp = wt.data_ptr<float>();
+    const uint16_t* wp = reinterpret_cast<const uint16_t*>(packed.data_ptr<uint8_t>());
+    at::parallel_for(0, np, 1, [&](int64_t s, int64_t e) {
+      for (int64_t pi = s; pi < e; ++pi) {
+        const int64_t c0 = pi * kern::kPanel, cols = std::min(kern::kPanel, n - c0);
+        for (int64_t kk = 0; kk < k; ++kk) {
+          const uint16_t* src = wp + (pi * k + kk) * kern::kPanel;
+          float* dst = wtp + kk * n + c0;
+          for (int64_t c = 0; c < cols; ++c) {
+            const uint32_t bits = static_cast<uint32_t>(src[c]) << 16;
+            std::memcpy(dst + c, &bits, 4);
+          }
+        }
+      }
+    });
+    at::Tensor out = b.defined() ? at::addmm(b, x, wt) : at::mm(x, wt);
+    return out.view(outShape);
+  }
   if (f == Format::Bf16) {
     const uint16_t* wp = reinterpret_cast<const uint16_t*>(packed.data_ptr<uint8_t>());
     at::parallel_for(0, np * mb, 1, [&](int64_t s, int64_t e) {

@@ -1,5 +1,13 @@
 // Activation functions by their Hugging Face `hidden_act` names.
-import { F, fusedKernelsEnabled, fusedSiluMul, scope, type Tensor } from '../torch/index.js';
+import {
+  F,
+  fusedKernelsEnabled,
+  fusedSiluMul,
+  fusedSiluMul_,
+  isGradEnabled,
+  scope,
+  type Tensor,
+} from '../torch/index.js';
 
 /** An activation; `name` is the Hugging Face name it was made from (SwiGLU fuses `silu` with its product). */
 export type Activation = ((x: Tensor) => Tensor) & { readonly actName: string };
@@ -42,6 +50,12 @@ export function swiGlu(
     const g = gate.forward(x);
     if (act.actName === 'silu' && fusedKernelsEnabled() && g.device === 'cpu') {
       const u = up.forward(x);
+      if (!isGradEnabled() && g.isContiguous()) {
+        // Inference: the product overwrites the gate output (two intermediate-size buffers instead of three).
+        fusedSiluMul_(g, u);
+        u.dispose();
+        return down.forward(g);
+      }
       const h = fusedSiluMul(g, u);
       g.dispose();
       u.dispose();

@@ -17,11 +17,11 @@ import {
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
-/** Weights from this many elements up go through the small-batch kernel for ≤ 8 rows (see `linear`). */
+/** Weights from this many elements up go through the small-batch kernel for ≤ 16 rows (see `linear`). */
 const SMALL_BATCH_MIN_WEIGHT = 1 << 20;
 
 /**
- * y = x Wᵀ + b. Float32 inference on at most 8 rows with a large weight (a short query through a big model)
+ * y = x Wᵀ + b. Float32 inference on at most 16 rows with a large weight (a short query through a big model)
  * reads the weight once in place with the fused kernels on; a BLAS call would first copy it into its packed
  * layout, tripling the memory traffic of a bandwidth-bound product.
  */
@@ -33,7 +33,7 @@ export function linear(input: Tensor, weight: Tensor, bias: Tensor | null = null
     weight.numel() >= SMALL_BATCH_MIN_WEIGHT &&
     input.device === 'cpu' &&
     input.dim() >= 1 &&
-    input.numel() <= 8 * input.size(-1) &&
+    input.numel() <= 16 * input.size(-1) &&
     input.numel() > 0 &&
     (bias === null || bias.dtype === 'float32') &&
     !isGradEnabled()

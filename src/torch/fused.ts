@@ -112,6 +112,12 @@ export function fusedSiluMul(gate: Tensor, up: Tensor): Tensor {
   return wrap(native.fusedSiluMul(gate.handle, up.handle));
 }
 
+/** gate ← silu(gate) · up in place (inference: one intermediate-size buffer less); gate must be contiguous. */
+export function fusedSiluMul_(gate: Tensor, up: Tensor): Tensor {
+  native.fusedSiluMul_(gate.handle, up.handle);
+  return gate;
+}
+
 /** GELU with the tanh approximation, fused forward and backward. */
 export function fusedGeluTanh(input: Tensor): Tensor {
   return wrap(native.fusedGeluTanh(input.handle));

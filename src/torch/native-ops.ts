@@ -120,6 +120,7 @@ export interface NativeOps {
   fusedRmsNorm(input: NativeTensor, weight: NativeTensor | null, eps: number): NativeTensor;
   fusedRotary(input: NativeTensor, cos: NativeTensor, sin: NativeTensor): NativeTensor;
   fusedSiluMul(gate: NativeTensor, up: NativeTensor): NativeTensor;
+  fusedSiluMul_(gate: NativeTensor, up: NativeTensor): void;
   gather(self: NativeTensor, dim: number, index: NativeTensor): NativeTensor;
   ge(self: NativeTensor, other: NativeTensor): NativeTensor;
   gelu(self: NativeTensor, approximate: string): NativeTensor;

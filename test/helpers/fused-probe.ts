@@ -35,7 +35,7 @@ export function probe(): Record<string, number[] | string> {
     const r = torch.fusedLinearCrossEntropy(h, wv, torch.randint(0, 300, [40]), { chunkElements: 1000 });
     out.linearCrossEntropy = [r.loss.item(), ...(torch.grad([r.loss], [h, wv]) as torch.Tensor[]).flatMap(values)];
     const wBig = torch.randn([1030, 1030]);
-    out.linearSmallBatch = values(torch.noGrad(() => torch.F.linear(torch.randn([5, 1030]), wBig)));
+    out.linearSmallBatch = values(torch.noGrad(() => torch.F.linear(torch.randn([13, 1030]), wBig)));
     const xw = torch.randn([13, 130]);
     const lw = torch.randn([70, 130]);
     for (const format of ['bfloat16', 'int8'] as const) {

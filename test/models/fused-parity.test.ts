@@ -27,6 +27,12 @@ function maxAbsReal(a: torch.Tensor, b: torch.Tensor): number {
 }
 
 describe('fused vs composed model path (tiny Qwen2.5-VL)', () => {
+  test('only right-padded batches take the packed path (left padding falls back to the composed one)', () => {
+    assert.deepEqual(m.rightPaddedLengths([1, 1, 0, 1, 1, 1, 0, 0, 0], 3, 3), [2, 3, 0]);
+    assert.equal(m.rightPaddedLengths([0, 1, 1, 1, 1, 1], 2, 3), null);
+    assert.equal(m.rightPaddedLengths([1, 0, 1], 1, 3), null);
+  });
+
   test('the fixture batch has padding, so the packed layout is exercised', () => {
     const lengths = get('attention_mask').sum(1).toArray() as number[];
     assert.ok(Math.min(...lengths) < get('attention_mask').size(1), `lengths ${lengths}`);

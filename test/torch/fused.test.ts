@@ -268,6 +268,22 @@ describe('fused RMSNorm, rotary, silu·mul, tanh-GELU', () => {
   );
 
   test(
+    'in-place silu·mul (inference) overwrites the gate with the fused product',
+    scoped(() => {
+      const g = torch.randn([7, 33]).mul(3);
+      const u = torch.randn([7, 33]);
+      const expected = g.silu().mul(u);
+      const out = torch.noGrad(() => torch.fusedSiluMul_(g, u));
+      assert.equal(out, g);
+      assert.ok(maxAbs(g, expected) < 1e-5);
+      assert.throws(
+        () => torch.fusedSiluMul_(torch.randn([3]).requiresGrad_(true), torch.randn([3])),
+        /inference-only/,
+      );
+    }),
+  );
+
+  test(
     'argument checks',
     scoped(() => {
       const cos = torch.ones([3, 4]).requiresGrad_(true);

@@ -23,10 +23,12 @@ function relErr(a: Tensor, b: Tensor): number {
 }
 
 describe('packed linear weights', () => {
+  // The last shape has enough rows for the bf16 path that widens the weight and calls BLAS.
   for (const [m, k, n] of [
     [1, 7, 3],
     [5, 130, 70],
     [13, 64, 129],
+    [150, 70, 130],
   ] as const) {
     test(
       `bfloat16 and int8 at (${m} × ${k}) · (${n} × ${k})ᵀ equal the quantised reference`,
@@ -92,12 +94,12 @@ describe('packed linear weights', () => {
   );
 
   test(
-    'float32 inference on ≤ 8 rows of a large weight (small-batch kernel) equals the BLAS product',
+    'float32 inference on ≤ 16 rows of a large weight (small-batch kernel) equals the BLAS product',
     scoped(() => {
       torch.manualSeed(4);
       const w = torch.randn([1100, 1030]);
       const b = torch.randn([1100]);
-      for (const rows of [1, 3, 8]) {
+      for (const rows of [1, 3, 8, 13, 16]) {
         const x = torch.randn([rows, 1030]);
         const small = torch.noGrad(() => F.linear(x, w, b));
         const blas = torch.withFusedKernels(false, () => torch.noGrad(() => F.linear(x, w, b)));
