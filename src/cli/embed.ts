@@ -4,11 +4,12 @@ import path from 'node:path';
 import type { Command } from 'commander';
 
 import { Embedder, type EmbedInput } from '../embed/index.js';
+import type { InferenceDtype } from '../models/index.js';
 import { parseInputRow } from '../processing/inputs.js';
 import { chunked, countJsonlRows, readJsonl } from '../util/jsonl.js';
 import { AtomicLineWriter, ErrorLog } from '../util/output.js';
 import { Progress } from '../util/progress.js';
-import { oneOf, positiveInt } from './options.js';
+import { inferenceDtypeOption, oneOf, positiveInt } from './options.js';
 
 interface EmbedCommandOptions {
   model: string;
@@ -16,7 +17,7 @@ interface EmbedCommandOptions {
   output: string;
   batchSize: number;
   maxBatchTokens?: number;
-  dtype: 'float32' | 'bfloat16' | 'int8';
+  dtype: InferenceDtype;
   errors?: string;
   strict?: boolean;
   maxLength: number;
@@ -36,12 +37,7 @@ export function registerEmbedCommand(program: Command): void {
     .requiredOption('--output <file>', 'JSON Lines of {"id","embedding"} in input order')
     .option('--batch-size <n>', 'inputs per forward pass', positiveInt, 8)
     .option('--max-batch-tokens <n>', 'text + image tokens per forward pass (bounds memory)', positiveInt)
-    .option(
-      '--dtype <dtype>',
-      'inference precision: float32, bfloat16 (bf16 linear weights) or int8 (int8 linear weights, per-channel scales)',
-      oneOf(['float32', 'bfloat16', 'int8'] as const),
-      'float32',
-    )
+    .addOption(inferenceDtypeOption())
     .option('--errors <file>', 'where failed rows are recorded (default: <output>.errors.jsonl)')
     .option('--strict', 'stop at the first bad row')
     .option('--max-length <n>', 'tokens per input (a cut image is dropped whole)', positiveInt, 1280)

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 
 import { Embedder } from '../embed/index.js';
+import type { InferenceDtype } from '../models/index.js';
 import { EmbeddingCache, modelKey } from '../eval/cache.js';
 import { VIDORE_PROMPTS } from '../eval/beir.js';
 import { type TiesPolicy } from '../eval/mmeb.js';
@@ -17,7 +18,7 @@ import {
   writeResults,
 } from '../eval/report.js';
 import { ErrorLog } from '../util/output.js';
-import { oneOf, positiveInt } from './options.js';
+import { inferenceDtypeOption, oneOf, positiveInt } from './options.js';
 
 interface MmebOptions extends EmbedderFlags {
   data: string;
@@ -36,7 +37,7 @@ export { discoverSubsets } from '../eval/run.js';
 /** The embedding options both harnesses take. */
 interface EmbedderFlags {
   model: string;
-  dtype: 'float32' | 'bfloat16' | 'int8';
+  dtype: InferenceDtype;
   minPixels?: number;
   maxPixels?: number;
   threads?: number;
@@ -44,12 +45,7 @@ interface EmbedderFlags {
 
 function addEmbedderOptions(cmd: Command): Command {
   return cmd
-    .option(
-      '--dtype <dtype>',
-      'inference precision (bfloat16 / int8: packed linear weights)',
-      oneOf(['float32', 'bfloat16', 'int8'] as const),
-      'float32',
-    )
+    .addOption(inferenceDtypeOption())
     .option('--min-pixels <n>', 'image processor minimum pixels (MoCa: 200704)', positiveInt)
     .option('--max-pixels <n>', 'image processor maximum pixels (MoCa: 802816)', positiveInt)
     .option('--threads <n>', 'libtorch intra-op threads', positiveInt);

@@ -3,8 +3,9 @@ import { existsSync, statSync } from 'node:fs';
 
 import { type Command, InvalidArgumentError, Option } from 'commander';
 
+import type { InferenceDtype } from '../models/index.js';
 import { MocaServer, SERVE_DEFAULTS } from '../serve/index.js';
-import { nonNegativeInt, oneOf, positiveInt } from './options.js';
+import { inferenceDtypeOption, nonNegativeInt, oneOf, positiveInt } from './options.js';
 
 interface ServeCommandOptions {
   model: string;
@@ -28,7 +29,7 @@ interface ServeCommandOptions {
   maxLength: number;
   truncate?: boolean;
   timeoutMs: number;
-  dtype: 'float32' | 'bfloat16';
+  dtype: InferenceDtype;
   pooling: 'mean' | 'last';
   attention: 'bidirectional' | 'causal';
   minPixels?: number;
@@ -97,7 +98,7 @@ export function registerServeCommand(program: Command): void {
       nonNegativeInt,
       SERVE_DEFAULTS.timeoutMs,
     )
-    .option('--dtype <dtype>', 'compute dtype', oneOf(['float32', 'bfloat16'] as const), 'float32')
+    .addOption(inferenceDtypeOption())
     .option('--pooling <mode>', 'pooling', oneOf(['mean', 'last'] as const), 'mean')
     .option('--attention <mode>', 'attention', oneOf(['bidirectional', 'causal'] as const), 'bidirectional')
     .option('--min-pixels <n>', 'override the image processor minimum pixels', positiveInt)

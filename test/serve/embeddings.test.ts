@@ -413,4 +413,39 @@ describe('server endpoints and options', () => {
     assert.match(bad.stderr, /^moca: .*nowhere/m);
     assert.equal(bad.stdout, '');
   });
+
+  test('`moca serve --dtype int8` serves int8-weight embeddings close to, not equal to, float32', async () => {
+    const text = 'a low precision query';
+    const reference = vectors((await postJson(`${url}/v1/embeddings`, { input: text })).body)[0]!;
+    const child = spawn(
+      process.execPath,
+      [BIN, 'serve', '--model', model, '--port', '0', '--threads', '1', '--dtype', 'int8'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const ready = await new Promise<{ url: string }>((resolve, reject) => {
+        createInterface({ input: child.stdout }).once('line', (line) => resolve(JSON.parse(line) as never));
+        child.once('exit', () => reject(new Error(`moca serve exited early: ${stderr}`)));
+      });
+      const r = await postJson(`${ready.url}/v1/embeddings`, { input: text });
+      assert.equal(r.status, 200);
+      const quantised = vectors(r.body)[0]!;
+      assert.equal(quantised.length, reference.length);
+      const cosine = quantised.reduce((sum, x, i) => sum + x * reference[i]!, 0);
+      assert.ok(cosine > 0.99, `cosine to float32 ${cosine}`);
+      assert.ok(maxAbsDiff(quantised, reference) > 1e-6, 'int8 weights must change the vector a little');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, stderr);
+
+    const bad = spawnSync(process.execPath, [BIN, 'serve', '--model', model, '--dtype', 'float16'], {
+      encoding: 'utf8',
+    });
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /--dtype.*expected one of float32, bfloat16, int8, got 'float16'/);
+  });
 });
