@@ -81,7 +81,8 @@ export class SelfAttention extends torch.Module {
         0,
       );
       const qkv = torch.F.linear(x, w, bias).view(b * t, 3, this.nHeads, hd);
-      const [q, k, v] = [0, 1, 2].map((i) => qkv.select(1, i)) as [torch.Tensor, torch.Tensor, torch.Tensor];
+      // unbind (not three selects): one stacked gradient in backward instead of three zero-filled full-size ones.
+      const [q, k, v] = qkv.unbind(1) as [torch.Tensor, torch.Tensor, torch.Tensor];
       const segments = Array.from({ length: b }, (_, i) => ({ qStart: i * t, qLen: t, kStart: i * t, kLen: t }));
       const y = torch.flashAttention(q, k, v, segments, { scale: 1 / Math.sqrt(hd), causal: this.causal });
       return this.o_proj.forward(y.view(b, t, d));
