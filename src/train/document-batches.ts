@@ -1,6 +1,6 @@
 // Micro-batches of interleaved documents for the document-level objectives (causal LM, and MoCa's MLM + MAE):
 // weighted mixing of the sources, MoCa's token-budget buckets, tokenisation and image processing, bad rows
-// recorded and skipped, and a resumable position.
+// recorded and skipped, a resumable position, and a rank's share of the stream for data parallelism.
 import { MixedCorpus, prepareSample, TokenBudgetBatcher, type SourceSpec } from '../data/index.js';
 import type { Qwen2VLImageProcessor } from '../processing/image/index.js';
 import { batchToTensors, buildBatch, imageTokenIds } from '../processing/sequence.js';
@@ -24,20 +24,34 @@ export interface DocumentBatchOptions {
   device: string;
   /** dtype the pixel values are cast to (the model's). */
   pixelDtype: DType;
+  /**
+   * Data parallelism: every rank reads the whole (seeded, identical) micro-batch stream — documents are only
+   * measured for bucketing, which is cheap — and keeps the micro-batches whose stream index is its rank modulo the
+   * world size; only those are tokenised into tensors and have their images decoded. Default: rank 0 of 1.
+   */
+  shard?: { rank: number; worldSize: number };
 }
 
-export type DocumentBatch = CptBatch & { documents: number };
+/** `index`: the micro-batch's position in the whole stream (the same on every rank). */
+export type DocumentBatch = CptBatch & { documents: number; index: number };
 
 export class DocumentBatches {
   readonly batcher: TokenBudgetBatcher;
   private readonly corpus: MixedCorpus;
   private readonly errors: ErrorLog;
 
+  readonly shard: { rank: number; worldSize: number };
+
   constructor(
     readonly tokenizer: Tokenizer,
     readonly imageProcessor: Qwen2VLImageProcessor,
     private readonly options: DocumentBatchOptions,
   ) {
+    this.shard = options.shard ?? { rank: 0, worldSize: 1 };
+    const { rank, worldSize } = this.shard;
+    if (!(Number.isInteger(worldSize) && worldSize >= 1 && Number.isInteger(rank) && rank >= 0 && rank < worldSize)) {
+      throw new RangeError(`DocumentBatches: shard rank ${rank} is outside a world of ${worldSize}`);
+    }
     this.errors = new ErrorLog(options.errorsFile);
     this.corpus = new MixedCorpus(options.sources, {
       seed: options.seed ?? 0,
@@ -54,13 +68,15 @@ export class DocumentBatches {
     });
   }
 
-  /** The next micro-batch as tensors, or null at the end of the data. A document that cannot be prepared is
-   * recorded and left out (the batch goes on with the others). */
+  /** This rank's next micro-batch as tensors, or null at the end of the data. A document that cannot be prepared
+   * is recorded and left out (the batch goes on with the others). */
   async next(): Promise<DocumentBatch | null> {
     const maxLength = this.options.maxLength ?? 1280;
+    const { rank, worldSize } = this.shard;
     for (;;) {
       const micro = await this.batcher.next();
       if (micro === null) return null;
+      if (micro.index % worldSize !== rank) continue; // another rank's micro-batch
       const items = [];
       for (const s of micro.samples) {
         try {
@@ -83,6 +99,7 @@ export class DocumentBatches {
         pixelValues: t.pixelValues === null ? null : (t.pixelValues.to(this.options.pixelDtype) as Tensor),
         imageGridThw: batch.imageGridThw.map((g) => [g[0], g[1], g[2]] as const),
         documents: items.length,
+        index: micro.index,
       };
     }
   }

@@ -10,9 +10,11 @@ import sharp from 'sharp';
 
 import { initModelDirectory } from '../../src/embed/index.js';
 import { loadQwen25VL } from '../../src/models/index.js';
+import { loadImageProcessorConfig, Qwen2VLImageProcessor } from '../../src/processing/image/index.js';
 import { Tokenizer } from '../../src/processing/tokenizer.js';
 import { imageTokenIds } from '../../src/processing/sequence.js';
 import * as torch from '../../src/torch/index.js';
+import { DocumentBatches } from '../../src/train/document-batches.js';
 import { CausalLmObjective } from '../../src/train/lm/objective.js';
 import { CausalLmTask } from '../../src/train/lm/task.js';
 import { CPT_DEFAULTS, train } from '../../src/train/trainer.js';
@@ -159,5 +161,49 @@ describe('causal LM objective', () => {
     // Image pads are never targets: fewer predicted tokens than real tokens minus one per document.
     assert.ok(m.every((r) => r.predicted_tokens! < r.tokens!));
     assert.ok(readFileSync(path.join(out, 'final', 'config.json'), 'utf8').includes('"model_type"'));
+  });
+});
+
+describe('DocumentBatches (shared by the causal LM and MoCa stage 1)', () => {
+  async function readAll(shard?: { rank: number; worldSize: number }) {
+    const tokenizer = Tokenizer.fromDir(modelDir);
+    const imageProcessor = new Qwen2VLImageProcessor(await loadImageProcessorConfig(modelDir));
+    const batches = new DocumentBatches(tokenizer, imageProcessor, {
+      sources: [corpus],
+      errorsFile: path.join(root, `errors-${shard?.rank ?? 'all'}.jsonl`),
+      tokensPerBatch: 64,
+      maxLength: 32,
+      seed: 7,
+      mergeSize: 2,
+      device: 'cpu',
+      pixelDtype: 'float32',
+      ...(shard ? { shard } : {}),
+    });
+    const out = new Map<number, number[]>();
+    try {
+      for (let b = await batches.next(); b !== null; b = await batches.next()) {
+        out.set(b.index, b.inputIds.flatten().toArray() as number[]);
+        b.inputIds.dispose();
+        b.attentionMask.dispose();
+        b.pixelValues?.dispose();
+      }
+    } finally {
+      batches.close();
+    }
+    return out;
+  }
+
+  test('two shards read disjoint micro-batches (even / odd stream indices) that together are the whole stream', async () => {
+    const all = await readAll();
+    assert.ok(all.size >= 4, `${all.size} micro-batches`);
+    const [r0, r1] = [await readAll({ rank: 0, worldSize: 2 }), await readAll({ rank: 1, worldSize: 2 })];
+    assert.ok([...r0.keys()].every((i) => i % 2 === 0));
+    assert.ok([...r1.keys()].every((i) => i % 2 === 1));
+    assert.equal(r0.size + r1.size, all.size);
+    for (const [i, ids] of [...r0, ...r1]) assert.deepEqual(ids, all.get(i), `micro-batch ${i}`);
+  });
+
+  test('a rank outside the world is refused', async () => {
+    await assert.rejects(readAll({ rank: 2, worldSize: 2 }), /shard rank 2 is outside a world of 2/);
   });
 });

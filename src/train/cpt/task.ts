@@ -4,16 +4,14 @@
 // the batch stream), so a micro-batch gets the same masks whichever rank and accumulation slot processes it, and
 // a data-parallel run draws exactly the masks of a single-process run over the same micro-batches.
 //
-// Data parallelism: every rank reads the whole (seeded, identical) batch stream — documents are only measured
-// for bucketing, which is cheap — and keeps the micro-batches whose stream index is its rank modulo the world
-// size; images are decoded and processed only for those. Each rank thus trains on distinct token-budget
-// micro-batches of about equal cost, and `gradAccumulation · worldSize` micro-batches make an optimizer step.
+// Data parallelism: each rank keeps its share of the (identical) micro-batch stream (see DocumentBatches), so
+// ranks train on distinct token-budget micro-batches of about equal cost, and `gradAccumulation · worldSize`
+// micro-batches make an optimizer step.
 import path from 'node:path';
 
-import { MixedCorpus, prepareSample, TokenBudgetBatcher, type SourceSpec } from '../../data/index.js';
+import type { SourceSpec } from '../../data/index.js';
 import { loadQwen25VL, type Qwen25VLModel } from '../../models/index.js';
 import { loadImageProcessorConfig, Qwen2VLImageProcessor } from '../../processing/image/index.js';
-import { batchToTensors, buildBatch, imageTokenIds } from '../../processing/sequence.js';
 import { Tokenizer } from '../../processing/tokenizer.js';
 import {
   autocast,
@@ -24,10 +22,10 @@ import {
   type Parameter,
   type Tensor,
 } from '../../torch/index.js';
-import { ErrorLog } from '../../util/output.js';
+import { type DocumentBatch, DocumentBatches } from '../document-batches.js';
 import { exportEmbeddingModel } from '../export.js';
 import type { TrainTask } from '../trainer.js';
-import { type CptBatch, CptObjective, type CptOptions, MaeHeads } from './objective.js';
+import { CptObjective, type CptOptions, MaeHeads } from './objective.js';
 
 export const MASK_TOKEN = '<|mask|>';
 
@@ -55,8 +53,6 @@ export interface CptTaskOptions {
    * it has more than one rank, else rank 0 of 1). */
   shard?: { rank: number; worldSize: number };
 }
-
-type TrainBatch = CptBatch & { documents: number; index: number };
 
 /** The generator seed of micro-batch `index` (a 53-bit integer mixed from the run seed and the index). */
 export function microBatchSeed(seed: number, index: number): number {
@@ -86,9 +82,8 @@ export function ensureMaskToken(tokenizer: Tokenizer, vocabRows: number): number
   return id;
 }
 
-export class CptTask implements TrainTask<TrainBatch> {
+export class CptTask implements TrainTask<DocumentBatch> {
   readonly summedMetrics = ['tokens', 'masked_tokens', 'masked_patches', 'documents'];
-  readonly shard: { rank: number; worldSize: number };
 
   private constructor(
     readonly model: Qwen25VLModel,
@@ -96,17 +91,12 @@ export class CptTask implements TrainTask<TrainBatch> {
     readonly objective: CptObjective,
     readonly tokenizer: Tokenizer,
     readonly imageProcessor: Qwen2VLImageProcessor,
-    readonly batcher: TokenBudgetBatcher,
-    private readonly corpus: MixedCorpus,
-    private readonly errors: ErrorLog,
+    readonly batches: DocumentBatches,
     private readonly options: CptTaskOptions,
-  ) {
-    const group = distributed.dataParallelGroup();
-    this.shard = options.shard ?? { rank: group?.rank ?? 0, worldSize: group?.size ?? 1 };
-    const { rank, worldSize } = this.shard;
-    if (!(Number.isInteger(worldSize) && worldSize >= 1 && Number.isInteger(rank) && rank >= 0 && rank < worldSize)) {
-      throw new RangeError(`CptTask: shard rank ${rank} is outside a world of ${worldSize}`);
-    }
+  ) {}
+
+  get shard(): { rank: number; worldSize: number } {
+    return this.batches.shard;
   }
 
   static async create(options: CptTaskOptions): Promise<CptTask> {
@@ -135,64 +125,33 @@ export class CptTask implements TrainTask<TrainBatch> {
       maskTokenId,
       specialIds: [...tokenizer.specialTokenIds],
     });
-    const errors = new ErrorLog(options.errorsFile);
-    const corpus = new MixedCorpus(options.sources, {
-      seed: options.seed ?? 0,
-      epochs: options.epochs ?? 1,
-      errors: { record: (entry: Record<string, unknown>) => errors.record(entry) },
-      strict: options.strict ?? false,
+    const group = distributed.dataParallelGroup();
+    const batches = new DocumentBatches(tokenizer, imageProcessor, {
+      sources: options.sources,
+      errorsFile: options.errorsFile,
+      ...(options.strict === undefined ? {} : { strict: options.strict }),
+      ...(options.tokensPerBatch === undefined ? {} : { tokensPerBatch: options.tokensPerBatch }),
+      ...(options.maxLength === undefined ? {} : { maxLength: options.maxLength }),
+      ...(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize }),
+      ...(options.epochs === undefined ? {} : { epochs: options.epochs }),
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
+      mergeSize: model.config.vision.spatialMergeSize,
+      device: model.device,
+      pixelDtype: model.dtype,
+      shard: options.shard ?? { rank: group?.rank ?? 0, worldSize: group?.size ?? 1 },
     });
-    const batcher = new TokenBudgetBatcher(corpus, {
-      tokenizer,
-      tokensPerBatch: options.tokensPerBatch ?? 12800,
-      maxLength: options.maxLength ?? 1280,
-      bufferSize: options.bufferSize ?? 2048,
-      seed: options.seed ?? 0,
-    });
-    return new CptTask(model, heads, objective, tokenizer, imageProcessor, batcher, corpus, errors, options);
+    return new CptTask(model, heads, objective, tokenizer, imageProcessor, batches, options);
   }
 
   namedParameters(): [string, Parameter][] {
     return [...this.model.namedParameters(), ...this.heads.namedParameters()];
   }
 
-  async nextBatch(): Promise<TrainBatch | null> {
-    const { rank, worldSize } = this.shard;
-    for (;;) {
-      const micro = await this.batcher.next();
-      if (micro === null) return null;
-      if (micro.index % worldSize !== rank) continue; // another rank's micro-batch
-      const items = [];
-      for (const s of micro.samples) {
-        try {
-          const prepared = await prepareSample(s.doc, this.tokenizer, this.imageProcessor, {
-            maxLength: this.options.maxLength ?? 1280,
-          });
-          items.push(prepared.item);
-        } catch (e) {
-          if (this.options.strict) throw e;
-          this.errors.record({ source: s.doc.source, id: s.doc.id, stage: 'prepare', error: (e as Error).message });
-        }
-      }
-      if (items.length === 0) continue;
-      const batch = buildBatch(items, {
-        ...imageTokenIds(this.tokenizer),
-        mergeSize: this.model.config.vision.spatialMergeSize,
-        maxLength: this.options.maxLength ?? 1280,
-      });
-      const t = batchToTensors(batch, { device: this.model.device });
-      return {
-        inputIds: t.inputIds,
-        attentionMask: t.attentionMask,
-        pixelValues: t.pixelValues === null ? null : (t.pixelValues.to(this.model.dtype) as Tensor),
-        imageGridThw: batch.imageGridThw.map((g) => [g[0], g[1], g[2]] as const),
-        documents: items.length,
-        index: micro.index,
-      };
-    }
+  nextBatch(): Promise<DocumentBatch | null> {
+    return this.batches.next();
   }
 
-  loss(batch: TrainBatch): { loss: Tensor; metrics: Record<string, number> } {
+  loss(batch: DocumentBatch): { loss: Tensor; metrics: Record<string, number> } {
     manualSeed(microBatchSeed(this.options.seed ?? 0, batch.index));
     const dtype = this.options.autocast;
     const out = dtype ? autocast(dtype, () => this.objective.loss(batch)) : this.objective.loss(batch);
@@ -203,12 +162,12 @@ export class CptTask implements TrainTask<TrainBatch> {
   }
 
   dataState(): unknown {
-    return this.batcher.state();
+    return this.batches.state();
   }
 
   /** Awaited by the trainer: the batcher re-reads the documents that were buffered at the checkpoint. */
-  async restoreDataState(state: unknown): Promise<void> {
-    await this.batcher.restore(state as Parameters<TokenBudgetBatcher['restore']>[0]);
+  restoreDataState(state: unknown): Promise<void> {
+    return this.batches.restore(state);
   }
 
   /** The deliverable: an HF-layout bidirectional embedding model (without the MAE heads), with `<|mask|>` in
@@ -219,12 +178,11 @@ export class CptTask implements TrainTask<TrainBatch> {
 
   /** Bad rows recorded so far (corpus and preparation). */
   errorCount(): number {
-    return this.errors.count;
+    return this.batches.errorCount;
   }
 
   close(): void {
-    this.errors.close();
-    this.corpus.close();
+    this.batches.close();
   }
 
   static errorsPath(outputDir: string): string {
