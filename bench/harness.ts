@@ -387,7 +387,11 @@ export async function runBench(spec: BenchSpec, options: BenchOptions): Promise<
   const ours = new Worker('ours', process.execPath, [oursPath], env, root);
   const peer = new Worker('peer', options.python, ['-u', peerPath], env, root);
   try {
-    // Start both before measuring either; init in sequence so their set-up does not overlap.
+    // Start both before measuring either, and wait until both answer (Python imports torch, Node loads libtorch:
+    // seconds of CPU) so that neither start-up overlaps the other's init, which may measure the machine (the
+    // decode-bound bench's memory bandwidth read half its value while the peer was still importing). Then init
+    // in sequence so their set-up does not overlap either.
+    await Promise.all([ours, peer].map((w) => w.request({ cmd: 'rss' })));
     const results = new Map<Worker, SideResult>();
     for (const w of [ours, peer]) {
       const t0 = performance.now();

@@ -348,7 +348,7 @@ constexpr int64_t kBf16Kc = 128;
 
 template <int MR>
 inline void bf16Tile(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, bool accumulate,
-                     const float* bias, const __mmask16* masks) {
+                     const float* bias, const __mmask16* masks, const uint16_t* prefetch) {
   __m512 acc[MR][4];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
@@ -357,6 +357,10 @@ inline void bf16Tile(int64_t kc, const float* a, int64_t lda, const float* b, fl
       acc[r][q] = accumulate ? _mm512_maskz_loadu_ps(masks[q], c + r * ldc + 16 * q) : _mm512_setzero_ps();
   for (int64_t p = 0; p < kc; ++p) {
     const float* bp = b + p * kPanel;
+    if (prefetch != nullptr) {  // one k-row of bf16 weights: 128 bytes, two lines
+      _mm_prefetch(reinterpret_cast<const char*>(prefetch + p * kPanel), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(prefetch + p * kPanel + 32), _MM_HINT_T1);
+    }
     __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16), b2 = _mm512_load_ps(bp + 32),
            b3 = _mm512_load_ps(bp + 48);
   #pragma GCC unroll 8
@@ -393,17 +397,30 @@ void gemmBf16(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, cons
       }
       const bool accumulate = k0 > 0;
       const float* bp = k0 + kc == k && bias != nullptr ? bias + col : nullptr;
+      // The first pass of rows fetches the next k-block of bf16 weights (the rest of this panel, then the next
+      // panel's first block) into L2, so that memory keeps streaming while the passes compute. Only for a few
+      // rows: with many, the passes are long enough for the hardware prefetcher.
+      const uint16_t* next = nullptr;
+      if (m <= 16) {
+        if (k0 + kc < k)
+          next = src + kc * kPanel;
+        else if (col + kPanel < n)
+          next = panel + k * kPanel;
+      }
+      // (A next block shorter than kc rows is over-fetched a little: prefetches never fault.)
       int64_t i = 0;
       for (; i + 6 <= m; i += 6)
-        bf16Tile<6>(kc, a + i * lda + k0, lda, block, c + i * ldc + col, ldc, accumulate, bp, masks);
+        bf16Tile<6>(kc, a + i * lda + k0, lda, block, c + i * ldc + col, ldc, accumulate, bp, masks,
+                    i == 0 ? next : nullptr);
       const float* ai = a + i * lda + k0;
       float* ci = c + i * ldc + col;
+      const uint16_t* pf = i == 0 ? next : nullptr;
       switch (m - i) {
-        case 5: bf16Tile<5>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks); break;
-        case 4: bf16Tile<4>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks); break;
-        case 3: bf16Tile<3>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks); break;
-        case 2: bf16Tile<2>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks); break;
-        case 1: bf16Tile<1>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks); break;
+        case 5: bf16Tile<5>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks, pf); break;
+        case 4: bf16Tile<4>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks, pf); break;
+        case 3: bf16Tile<3>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks, pf); break;
+        case 2: bf16Tile<2>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks, pf); break;
+        case 1: bf16Tile<1>(kc, ai, lda, block, ci, ldc, accumulate, bp, masks, pf); break;
         default: break;
       }
     }
@@ -419,12 +436,19 @@ inline void dpbusd(__m512i& acc, __m512i a, __m512i b) { asm("vpdpbusd %2, %1, %
 template <int MR>
 inline void u8s8Tile(int64_t kGroups, const uint8_t* __restrict__ a, int64_t lda, const int8_t* __restrict__ panel,
                      const float* rowScale, const float* colScale, const int32_t* colComp, const float* bias,
-                     float* __restrict__ c, int64_t ldc, int64_t nn) {
+                     float* __restrict__ c, int64_t ldc, int64_t nn, const int8_t* prefetch) {
   __m512i c0[MR], c1[MR], c2[MR], c3[MR];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) c0[r] = c1[r] = c2[r] = c3[r] = _mm512_setzero_si512();
   for (int64_t g = 0; g < kGroups; ++g) {
     const int8_t* bp = panel + g * 256;
+    if (prefetch != nullptr) {
+      const char* q = reinterpret_cast<const char*>(prefetch + g * 256);
+      _mm_prefetch(q, _MM_HINT_T1);
+      _mm_prefetch(q + 64, _MM_HINT_T1);
+      _mm_prefetch(q + 128, _MM_HINT_T1);
+      _mm_prefetch(q + 192, _MM_HINT_T1);
+    }
     const __m512i b0 = _mm512_loadu_si512(bp);
     const __m512i b1 = _mm512_loadu_si512(bp + 64);
     const __m512i b2 = _mm512_loadu_si512(bp + 128);
@@ -471,28 +495,34 @@ void gemmU8S8(int64_t m, int64_t n, int64_t kPadded, const uint8_t* a, int64_t l
     const float* bp = bias != nullptr ? bias + col : nullptr;
     const float* cs = colScale + col;
     const int32_t* cc = colComp + col;
+    // With more than one pass of rows over the panel, the second pass (which reads the panel from L2) fetches
+    // the next panel into L2, so that memory keeps streaming while the later passes compute.
+    const int8_t* next = m > 6 && col + kPanel < n ? panel + kGroups * 256 : nullptr;
     int64_t i = 0;
     for (; i + 6 <= m; i += 6)
-      u8s8Tile<6>(kGroups, a + i * lda, lda, panel, rowScale + i, cs, cc, bp, c + i * ldc + col, ldc, nn);
+      u8s8Tile<6>(kGroups, a + i * lda, lda, panel, rowScale + i, cs, cc, bp, c + i * ldc + col, ldc, nn,
+                  i == 6 ? next : nullptr);
     const uint8_t* ai = a + i * lda;
     float* ci = c + i * ldc + col;
     const float* rs = rowScale + i;
+    const int8_t* pf = i == 6 ? next : nullptr;
     switch (m - i) {
-      case 5: u8s8Tile<5>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn); break;
-      case 4: u8s8Tile<4>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn); break;
-      case 3: u8s8Tile<3>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn); break;
-      case 2: u8s8Tile<2>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn); break;
-      case 1: u8s8Tile<1>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn); break;
+      case 5: u8s8Tile<5>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn, pf); break;
+      case 4: u8s8Tile<4>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn, pf); break;
+      case 3: u8s8Tile<3>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn, pf); break;
+      case 2: u8s8Tile<2>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn, pf); break;
+      case 1: u8s8Tile<1>(kGroups, ai, lda, panel, rs, cs, cc, bp, ci, ldc, nn, pf); break;
       default: break;
     }
   }
 }
 
 // NR weight rows against MR activation rows: per 16-float chunk, NR weight loads and MR activation loads feed
-// MR·NR FMAs (the weights stream from memory once; activations come from L1/L2).
+// MR·NR FMAs (the weights stream from memory once; activations come from L1/L2). `prefetch` (or null): NR rows
+// (stride ldw) fetched into L2 alongside, one line per row and chunk.
 template <int MR, int NR>
 inline void smallBatchTile(int64_t k, const float* x, int64_t ldx, const float* w, int64_t ldw, float* out,
-                           int64_t ldc) {
+                           int64_t ldc, const float* prefetch) {
   __m512 acc[MR][NR];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
@@ -500,6 +530,10 @@ inline void smallBatchTile(int64_t k, const float* x, int64_t ldx, const float* 
     for (int j = 0; j < NR; ++j) acc[r][j] = _mm512_setzero_ps();
   for (int64_t p = 0; p < k; p += 16) {
     const __mmask16 mk = tailMask(k - p);
+    if (prefetch != nullptr) {
+#pragma GCC unroll 3
+      for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(prefetch + j * ldw + p), _MM_HINT_T1);
+    }
     __m512 wv[NR];
 #pragma GCC unroll 3
     for (int j = 0; j < NR; ++j) wv[j] = _mm512_maskz_loadu_ps(mk, w + j * ldw + p);
@@ -518,16 +552,16 @@ inline void smallBatchTile(int64_t k, const float* x, int64_t ldx, const float* 
 
 template <int NR>
 inline void smallBatchRows(int64_t rows, int64_t k, const float* x, int64_t ldx, const float* w, int64_t ldw,
-                           float* out, int64_t ldc) {
+                           float* out, int64_t ldc, const float* pf) {
   switch (rows) {
-    case 8: smallBatchTile<8, NR>(k, x, ldx, w, ldw, out, ldc); break;
-    case 7: smallBatchTile<7, NR>(k, x, ldx, w, ldw, out, ldc); break;
-    case 6: smallBatchTile<6, NR>(k, x, ldx, w, ldw, out, ldc); break;
-    case 5: smallBatchTile<5, NR>(k, x, ldx, w, ldw, out, ldc); break;
-    case 4: smallBatchTile<4, NR>(k, x, ldx, w, ldw, out, ldc); break;
-    case 3: smallBatchTile<3, NR>(k, x, ldx, w, ldw, out, ldc); break;
-    case 2: smallBatchTile<2, NR>(k, x, ldx, w, ldw, out, ldc); break;
-    default: smallBatchTile<1, NR>(k, x, ldx, w, ldw, out, ldc); break;
+    case 8: smallBatchTile<8, NR>(k, x, ldx, w, ldw, out, ldc, pf); break;
+    case 7: smallBatchTile<7, NR>(k, x, ldx, w, ldw, out, ldc, pf); break;
+    case 6: smallBatchTile<6, NR>(k, x, ldx, w, ldw, out, ldc, pf); break;
+    case 5: smallBatchTile<5, NR>(k, x, ldx, w, ldw, out, ldc, pf); break;
+    case 4: smallBatchTile<4, NR>(k, x, ldx, w, ldw, out, ldc, pf); break;
+    case 3: smallBatchTile<3, NR>(k, x, ldx, w, ldw, out, ldc, pf); break;
+    case 2: smallBatchTile<2, NR>(k, x, ldx, w, ldw, out, ldc, pf); break;
+    default: smallBatchTile<1, NR>(k, x, ldx, w, ldw, out, ldc, pf); break;
   }
 }
 
@@ -536,17 +570,20 @@ void linearSmallBatch(int64_t m, int64_t k, const float* x, int64_t ldx, const f
   for (int64_t n = nBegin; n < nEnd; n += 3) {
     const int64_t nr = imin(3, nEnd - n);
     const float* wn = w + n * ldw;
-    // Rows in groups of 8; the second group re-reads the three weight rows from L1 / L2.
+    // Rows in groups of 8; the second group re-reads the three weight rows from L1 / L2, and meanwhile fetches
+    // the next three rows into L2 so that memory keeps streaming while it computes.
+    const float* next = m > 8 && n + 2 * nr <= nEnd ? wn + nr * ldw : nullptr;
     for (int64_t i = 0; i < m; i += 8) {
       const int64_t rows = imin(8, m - i);
       const float* xi = x + i * ldx;
       float* ci = c + i * ldc + n;
+      const float* pf = i == 8 ? next : nullptr;
       if (nr == 3)
-        smallBatchRows<3>(rows, k, xi, ldx, wn, ldw, ci, ldc);
+        smallBatchRows<3>(rows, k, xi, ldx, wn, ldw, ci, ldc, pf);
       else if (nr == 2)
-        smallBatchRows<2>(rows, k, xi, ldx, wn, ldw, ci, ldc);
+        smallBatchRows<2>(rows, k, xi, ldx, wn, ldw, ci, ldc, pf);
       else
-        smallBatchRows<1>(rows, k, xi, ldx, wn, ldw, ci, ldc);
+        smallBatchRows<1>(rows, k, xi, ldx, wn, ldw, ci, ldc, pf);
     }
     if (bias != nullptr)
       for (int64_t i = 0; i < m; ++i)

@@ -28,6 +28,7 @@ describe('packed linear weights', () => {
     [1, 7, 3],
     [5, 130, 70],
     [13, 64, 129],
+    [16, 300, 200], // several k-blocks and panels with three passes of rows (the passes prefetch ahead)
     [150, 70, 130],
   ] as const) {
     test(
