@@ -10,6 +10,8 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
+import { applyOpenMpDefaults } from '../src/torch/openmp.js';
+
 /** The user's OPENBLAS_CORETYPE, read before anything in this process loads libtorch (native.js sets it). */
 const USER_OPENBLAS_CORETYPE = process.env.OPENBLAS_CORETYPE;
 
@@ -349,6 +351,8 @@ export function childEnv(
   env.PYTHONUNBUFFERED = '1';
   if (coreType === undefined) delete env.OPENBLAS_CORETYPE;
   else env.OPENBLAS_CORETYPE = coreType;
+  // Both sides wait at OpenMP barriers the same way: what our runtime would choose (unless the user chose).
+  applyOpenMpDefaults(env);
   return env;
 }
 

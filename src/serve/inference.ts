@@ -1,27 +1,10 @@
 // The main thread's handle on the inference worker: starts it, sends batches, matches results to requests, and
 // restarts the worker if it dies (requests in flight then fail with 503; the server stays up).
-import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
 import type { EmbedderOptions } from '../embed/index.js';
-import { chooseOpenBlasCoreType } from '../torch/openblas.js';
+import { applyNativeEnvironmentDefaults } from '../torch/native-env.js';
 import type { FromWorker, ToWorker, WireInput, WireOutcome } from './protocol.js';
-
-/**
- * OpenBLAS reads OPENBLAS_CORETYPE when libtorch is loaded. The tensor runtime sets it (to avoid the slow generic
- * kernels OpenBLAS picks on some VMs) through `process.env`, but inside a worker thread `process.env` is a private
- * copy that native code never sees. So the main thread, which never loads libtorch here, sets it for the process
- * before the worker loads the model.
- */
-function setOpenBlasCoreTypeForWorkers(): void {
-  if (process.env.OPENBLAS_CORETYPE !== undefined || process.platform !== 'linux' || process.arch !== 'x64') return;
-  try {
-    const core = chooseOpenBlasCoreType(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (core) process.env.OPENBLAS_CORETYPE = core;
-  } catch {
-    // no /proc: OpenBLAS chooses by itself
-  }
-}
 
 export interface InferenceEvents {
   onReady?: (info: { dimension: number; loadMs: number }) => void;
@@ -61,7 +44,9 @@ export class InferenceWorker {
   /** Starts the worker and loads the model; resolves when it is ready, rejects with the load error. */
   start(): Promise<{ dimension: number; loadMs: number }> {
     if (this.starting) return this.starting;
-    setOpenBlasCoreTypeForWorkers();
+    // The worker loads libtorch, but its process.env is a private copy native code never sees: the settings
+    // the native libraries read at load time (OpenBLAS core type, OpenMP wait) go in from this thread.
+    applyNativeEnvironmentDefaults(process.env);
     this.starting = new Promise((resolve, reject) => {
       const worker = new Worker(new URL('./inference-worker.js', import.meta.url));
       this.worker = worker;

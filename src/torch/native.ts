@@ -1,26 +1,16 @@
 // Loads the libtorch binding once per thread and applies process-wide settings before libtorch starts.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { NativeSignature } from './native-handles.js';
-import { chooseOpenBlasCoreType } from './openblas.js';
 import type { NativeOps } from './native-ops.js';
+import { applyNativeEnvironmentDefaults } from './native-env.js';
+import { chooseOpenBlasCoreType } from './openblas.js';
 
 const require = createRequire(import.meta.url);
-
-function configureEnvironment(): void {
-  if (process.env.OPENBLAS_CORETYPE === undefined && process.platform === 'linux' && process.arch === 'x64') {
-    try {
-      const core = chooseOpenBlasCoreType(readFileSync('/proc/cpuinfo', 'utf8'));
-      if (core) process.env.OPENBLAS_CORETYPE = core;
-    } catch {
-      // No /proc (unusual); OpenBLAS keeps its own detection.
-    }
-  }
-}
 
 function bindingPath(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
@@ -44,7 +34,7 @@ let binding: RawBinding | undefined;
 /** The binding without the defaults applied by `native` (used by the type generator). */
 export function loadBindingRaw(): RawBinding {
   if (binding === undefined) {
-    configureEnvironment();
+    applyNativeEnvironmentDefaults(process.env);
     binding = require(bindingPath()) as RawBinding;
   }
   return binding;
