@@ -8,6 +8,7 @@ export * from './fused.js';
 export * from './info.js';
 export * from './safetensors.js';
 export * from './checkpoint.js';
+export { applyNativeEnvironmentDefaults } from './native-env.js';
 export * as F from './functional.js';
 export * as init from './nn/init.js';
 export { Module, ModuleList, Parameter, StateDictError, type LoadStateDictResult } from './nn/module.js';

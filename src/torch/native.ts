@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 
 import type { NativeSignature } from './native-handles.js';
@@ -34,10 +35,31 @@ let binding: RawBinding | undefined;
 /** The binding without the defaults applied by `native` (used by the type generator). */
 export function loadBindingRaw(): RawBinding {
   if (binding === undefined) {
+    if (!isMainThread) warnIfWorkerEnvironmentUnset();
     applyNativeEnvironmentDefaults(process.env);
     binding = require(bindingPath()) as RawBinding;
   }
   return binding;
+}
+
+/**
+ * In a worker thread `process.env` is a private copy that native code never sees, so the defaults applied here
+ * cannot reach OpenBLAS and libgomp. They are in place when the main thread applied them before starting this
+ * worker (it does when it loaded the runtime itself, or called `applyNativeEnvironmentDefaults`); say so if not.
+ */
+function warnIfWorkerEnvironmentUnset(): void {
+  const wanted: NodeJS.ProcessEnv = { ...process.env };
+  applyNativeEnvironmentDefaults(wanted);
+  const missing = ['OPENBLAS_CORETYPE', 'GOMP_SPINCOUNT'].filter((k) => wanted[k] !== process.env[k]);
+  if (missing.length > 0) {
+    process.emitWarning(
+      `moca-ts is loading libtorch in a worker thread whose process did not set ${missing.join(', ')}; ` +
+        "native code cannot see a worker's process.env, so call torch.applyNativeEnvironmentDefaults() (or load " +
+        'the runtime) in the main thread before starting the worker; without them OpenBLAS may pick slow generic ' +
+        'kernels on virtual machines and OpenMP spins longer (docs/runtime.md)',
+      { code: 'MOCA_WORKER_ENV' },
+    );
+  }
 }
 
 function defaultThreads(): number {
