@@ -13,7 +13,8 @@ import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
-import { type BenchOptions, median, openBlasCoreType, packageRoot, readRss, round } from '../harness.js';
+import { Rng } from '../../src/data/rng.js';
+import { type BenchOptions, childEnv, median, openBlasCoreType, packageRoot, readRss, round } from '../harness.js';
 
 export const SERVE_BENCH_DESCRIPTION =
   'HTTP /v1/embeddings on the `small` model (LLM 4×512, vision 4×256), one ~100-token text per request, at ' +
@@ -23,17 +24,6 @@ export const SERVE_BENCH_DESCRIPTION =
 const CONCURRENCY = [1, 8, 32];
 const WORDS =
   'the a red blue small large cat dog house tree car person image photo of with on under next to near'.split(' ');
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** CPU seconds (user + system, all threads) of a process, from /proc; null where unreadable. */
 function cpuSeconds(pid: number | 'self'): number | null {
@@ -174,19 +164,10 @@ export async function runServeBench(options: BenchOptions): Promise<void> {
   const model = modelDir(options.seed);
   const coreType = await openBlasCoreType();
   const t = String(options.threads);
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    ...options.env,
-    OMP_NUM_THREADS: t,
-    MOCA_NUM_THREADS: t,
-    OPENBLAS_NUM_THREADS: t,
-    MKL_NUM_THREADS: t,
-  };
-  if (coreType === undefined) delete env.OPENBLAS_CORETYPE;
-  else env.OPENBLAS_CORETYPE = coreType;
-  const rng = mulberry32(options.seed);
+  const env = childEnv(options.threads, coreType, options.env);
+  const rng = new Rng(options.seed);
   const texts = Array.from({ length: 512 }, (_, i) => {
-    const words = Array.from({ length: 14 + Math.floor(rng() * 12) }, () => WORDS[Math.floor(rng() * WORDS.length)]);
+    const words = Array.from({ length: 14 + rng.int(12) }, () => WORDS[rng.int(WORDS.length)]);
     return `query ${i}: ${words.join(' ')}`;
   });
   const meanTokens = texts.reduce((s, x) => s + Buffer.byteLength(x), 0) / texts.length; // byte-level tokenizer

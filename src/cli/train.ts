@@ -324,6 +324,7 @@ interface ClCommandOptions extends SharedTrainOptions {
 
 async function runCl(opts: ClCommandOptions): Promise<number> {
   await applyThreads(opts.threads);
+  const errors = errorsFile(opts.output, ClTask.errorsPath(opts.output));
   const task = await ClTask.create({
     ...sharedTaskOptions(opts),
     modelDir: opts.model,
@@ -337,7 +338,7 @@ async function runCl(opts: ClCommandOptions): Promise<number> {
       ...(opts.sharedNegatives ? { sharedNegatives: true } : {}),
     },
     gradCacheChunk: opts.gradCache ? opts.chunkSize : null,
-    errorsFile: errorsFile(opts.output, ClTask.errorsPath(opts.output)),
+    errorsFile: errors,
     ...(opts.maxSamplesPerSubset === undefined ? {} : { maxSamplesPerSubset: opts.maxSamplesPerSubset }),
   });
   const totalSteps = opts.maxSteps ?? task.stepsFor(opts.epochs, opts.gradAccumulation);
@@ -346,13 +347,7 @@ async function runCl(opts: ClCommandOptions): Promise<number> {
       label: 'cl',
       reportTitle: 'MoCa stage 2 (contrastive fine-tuning)',
     });
-    return reportDone(
-      'cl',
-      result,
-      totalSteps,
-      task.errorCount(),
-      errorsFile(opts.output, ClTask.errorsPath(opts.output)),
-    );
+    return reportDone('cl', result, totalSteps, task.errorCount(), errors);
   } finally {
     task.close();
   }
@@ -395,6 +390,7 @@ async function runCpt(opts: CptCommandOptions): Promise<number> {
   if (!opts.mlm && !opts.mae) throw new Error('--no-mlm and --no-mae together leave nothing to train');
   await applyThreads(opts.threads);
   const totalSteps = opts.maxSteps ?? (await planSteps(opts));
+  const errors = errorsFile(opts.output, CptTask.errorsPath(opts.output));
   const task = await CptTask.create({
     ...sharedTaskOptions(opts),
     modelDir: opts.model,
@@ -408,18 +404,12 @@ async function runCpt(opts: CptCommandOptions): Promise<number> {
     },
     tokensPerBatch: opts.tokensPerBatch,
     bufferSize: opts.bufferSize,
-    errorsFile: errorsFile(opts.output, CptTask.errorsPath(opts.output)),
+    errorsFile: errors,
   });
   try {
     const config = { ...trainerConfig(opts, CPT_DEFAULTS, totalSteps), resumeData: opts.resumeData };
     const result = await train(task, config, { label: 'cpt', reportTitle: 'MoCa stage 1 (continual pre-training)' });
-    return reportDone(
-      'cpt',
-      result,
-      totalSteps,
-      task.errorCount(),
-      errorsFile(opts.output, CptTask.errorsPath(opts.output)),
-    );
+    return reportDone('cpt', result, totalSteps, task.errorCount(), errors);
   } finally {
     task.close();
   }

@@ -11,12 +11,7 @@ import {
   prepareInferencePrecision,
   type Qwen25VLModel,
 } from '../models/index.js';
-import {
-  decodeImage,
-  loadImageProcessorConfig,
-  Qwen2VLImageProcessor,
-  type RgbImage,
-} from '../processing/image/index.js';
+import { decodeImage, Qwen2VLImageProcessor, type RgbImage } from '../processing/image/index.js';
 import { QWEN_IMAGE_PLACEHOLDER } from '../processing/inputs.js';
 import { batchToTensors, buildBatch, encodeInput, imageTokenIds, type SequenceItem } from '../processing/sequence.js';
 import { Tokenizer } from '../processing/tokenizer.js';
@@ -102,12 +97,7 @@ export class Embedder {
   static async load(dir: string, options: EmbedderOptions = {}): Promise<Embedder> {
     if (options.threads !== undefined) setNumThreads(options.threads);
     const tokenizer = Tokenizer.fromDir(dir);
-    const processorConfig = await loadImageProcessorConfig(dir);
-    const imageProcessor = new Qwen2VLImageProcessor({
-      ...processorConfig,
-      ...(options.minPixels === undefined ? {} : { minPixels: options.minPixels }),
-      ...(options.maxPixels === undefined ? {} : { maxPixels: options.maxPixels }),
-    });
+    const imageProcessor = await Qwen2VLImageProcessor.fromDir(dir, options);
     const dtype = options.dtype ?? 'float32';
     if (!INFERENCE_DTYPES.includes(dtype)) {
       throw new RangeError(`Embedder: dtype must be one of ${INFERENCE_DTYPES.join(', ')}, got '${String(dtype)}'`);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 
 import type { EmbedderOptions } from '../embed/index.js';
-import { loadImageProcessorConfig, Qwen2VLImageProcessor } from '../processing/image/index.js';
+import { Qwen2VLImageProcessor } from '../processing/image/index.js';
 import { QWEN_IMAGE_PLACEHOLDER } from '../processing/inputs.js';
 import { Tokenizer } from '../processing/tokenizer.js';
 import { promptsOf, type QueryPrompts } from '../search/query.js';
@@ -291,12 +291,7 @@ export class MocaServer {
   static async create(options: ServeOptions): Promise<MocaServer> {
     const o = resolveOptions(options);
     const tokenizer = Tokenizer.fromDir(o.modelDir);
-    const processorConfig = await loadImageProcessorConfig(o.modelDir);
-    const processor = new Qwen2VLImageProcessor({
-      ...processorConfig,
-      ...(o.embedder.minPixels === undefined ? {} : { minPixels: o.embedder.minPixels }),
-      ...(o.embedder.maxPixels === undefined ? {} : { maxPixels: o.embedder.maxPixels }),
-    });
+    const processor = await Qwen2VLImageProcessor.fromDir(o.modelDir, o.embedder);
     const preparer = new InputPreparer(tokenizer, processor, {
       maxInputTokens: o.embedder.maxLength ?? SERVE_DEFAULTS.maxLength,
       truncate: o.truncate,

@@ -2,6 +2,7 @@
 // weighted mixing of the sources, MoCa's token-budget buckets, tokenisation and image processing, bad rows
 // recorded and skipped, a resumable position, and a rank's share of the stream for data parallelism.
 import { MixedCorpus, prepareSample, TokenBudgetBatcher, type SourceSpec } from '../data/index.js';
+import type { Qwen25VLModel } from '../models/index.js';
 import type { Qwen2VLImageProcessor } from '../processing/image/index.js';
 import { batchToTensors, buildBatch, imageTokenIds } from '../processing/sequence.js';
 import type { Tokenizer } from '../processing/tokenizer.js';
@@ -41,6 +42,21 @@ export class DocumentBatches {
   private readonly errors: ErrorLog;
 
   readonly shard: { rank: number; worldSize: number };
+
+  /** Batches shaped for `model`: its vision merge size, its device, pixel values in its dtype. */
+  static forModel(
+    model: Qwen25VLModel,
+    tokenizer: Tokenizer,
+    imageProcessor: Qwen2VLImageProcessor,
+    options: Omit<DocumentBatchOptions, 'mergeSize' | 'device' | 'pixelDtype'>,
+  ): DocumentBatches {
+    return new DocumentBatches(tokenizer, imageProcessor, {
+      ...options,
+      mergeSize: model.config.vision.spatialMergeSize,
+      device: model.device,
+      pixelDtype: model.dtype,
+    });
+  }
 
   constructor(
     readonly tokenizer: Tokenizer,

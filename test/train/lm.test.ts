@@ -10,7 +10,7 @@ import sharp from 'sharp';
 
 import { initModelDirectory } from '../../src/embed/index.js';
 import { loadQwen25VL } from '../../src/models/index.js';
-import { loadImageProcessorConfig, Qwen2VLImageProcessor } from '../../src/processing/image/index.js';
+import { Qwen2VLImageProcessor } from '../../src/processing/image/index.js';
 import { Tokenizer } from '../../src/processing/tokenizer.js';
 import { imageTokenIds } from '../../src/processing/sequence.js';
 import * as torch from '../../src/torch/index.js';
@@ -167,7 +167,7 @@ describe('causal LM objective', () => {
 describe('DocumentBatches (shared by the causal LM and MoCa stage 1)', () => {
   async function readAll(shard?: { rank: number; worldSize: number }) {
     const tokenizer = Tokenizer.fromDir(modelDir);
-    const imageProcessor = new Qwen2VLImageProcessor(await loadImageProcessorConfig(modelDir));
+    const imageProcessor = await Qwen2VLImageProcessor.fromDir(modelDir);
     const batches = new DocumentBatches(tokenizer, imageProcessor, {
       sources: [corpus],
       errorsFile: path.join(root, `errors-${shard?.rank ?? 'all'}.jsonl`),

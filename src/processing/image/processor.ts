@@ -6,6 +6,7 @@
 import {
   QWEN2_5_VL_IMAGE_PROCESSOR_DEFAULTS,
   copyTriple,
+  loadImageProcessorConfig,
   validateImageProcessorConfig,
   type ImageProcessorConfig,
 } from './config.js';
@@ -75,6 +76,22 @@ export class Qwen2VLImageProcessor {
       imageStd: copyTriple(config.imageStd),
     });
     this.table = buildValueTable(this.config);
+  }
+
+  /**
+   * The processor of a model directory (its preprocessor_config.json), with the pixel limits replaced where given
+   * (`--min-pixels` / `--max-pixels`; what `AutoProcessor.from_pretrained(dir, min_pixels=…, max_pixels=…)` does).
+   */
+  static async fromDir(
+    dir: string,
+    pixels: { minPixels?: number | undefined; maxPixels?: number | undefined } = {},
+  ): Promise<Qwen2VLImageProcessor> {
+    const config = await loadImageProcessorConfig(dir);
+    return new Qwen2VLImageProcessor({
+      ...config,
+      ...(pixels.minPixels === undefined ? {} : { minPixels: pixels.minPixels }),
+      ...(pixels.maxPixels === undefined ? {} : { maxPixels: pixels.maxPixels }),
+    });
   }
 
   /** Side lengths are multiples of this: patchSize · mergeSize (28). */

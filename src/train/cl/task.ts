@@ -16,7 +16,7 @@ import path from 'node:path';
 
 import { loadPairDataset, type PairDataset, type PairSide, TaskBatchSampler } from '../../data/pairs/index.js';
 import { type AttentionMode, loadQwen25VL, type Pooling, type Qwen25VLModel } from '../../models/index.js';
-import { loadImageProcessorConfig, Qwen2VLImageProcessor } from '../../processing/image/index.js';
+import { Qwen2VLImageProcessor } from '../../processing/image/index.js';
 import { imageTokenIds, type SequenceItem } from '../../processing/sequence.js';
 import { Tokenizer } from '../../processing/tokenizer.js';
 import { autocast, distributed, type DTypeLike, type Parameter, type Tensor } from '../../torch/index.js';
@@ -103,12 +103,7 @@ export class ClTask implements TrainTask<ClBatch> {
       attention: options.attention ?? 'bidirectional',
       dtype: options.dtype ?? 'float32',
     });
-    const processorConfig = await loadImageProcessorConfig(options.modelDir);
-    const imageProcessor = new Qwen2VLImageProcessor({
-      ...processorConfig,
-      ...(options.minPixels === undefined ? {} : { minPixels: options.minPixels }),
-      ...(options.maxPixels === undefined ? {} : { maxPixels: options.maxPixels }),
-    });
+    const imageProcessor = await Qwen2VLImageProcessor.fromDir(options.modelDir, options);
     const errors = new ErrorLog(options.errorsFile);
     const dataset = await loadPairDataset(options.subsets, {
       negativeRatio: options.hardNegatives,

@@ -11,7 +11,7 @@ import path from 'node:path';
 
 import type { SourceSpec } from '../../data/index.js';
 import { loadQwen25VL, type Qwen25VLModel } from '../../models/index.js';
-import { loadImageProcessorConfig, Qwen2VLImageProcessor } from '../../processing/image/index.js';
+import { Qwen2VLImageProcessor } from '../../processing/image/index.js';
 import { Tokenizer } from '../../processing/tokenizer.js';
 import {
   autocast,
@@ -107,12 +107,7 @@ export class CptTask implements TrainTask<DocumentBatch> {
       dtype: options.dtype ?? 'float32',
     });
     const maskTokenId = ensureMaskToken(tokenizer, model.config.vocabSize);
-    const processorConfig = await loadImageProcessorConfig(options.modelDir);
-    const imageProcessor = new Qwen2VLImageProcessor({
-      ...processorConfig,
-      ...(options.minPixels === undefined ? {} : { minPixels: options.minPixels }),
-      ...(options.maxPixels === undefined ? {} : { maxPixels: options.maxPixels }),
-    });
+    const imageProcessor = await Qwen2VLImageProcessor.fromDir(options.modelDir, options);
     const heads = new MaeHeads(model, imageProcessor.rowLength);
     if (options.headsFile) heads.loadStateDict(loadSafetensors(options.headsFile), { strict: false });
     else {
@@ -126,18 +121,8 @@ export class CptTask implements TrainTask<DocumentBatch> {
       specialIds: [...tokenizer.specialTokenIds],
     });
     const group = distributed.dataParallelGroup();
-    const batches = new DocumentBatches(tokenizer, imageProcessor, {
-      sources: options.sources,
-      errorsFile: options.errorsFile,
-      ...(options.strict === undefined ? {} : { strict: options.strict }),
-      ...(options.tokensPerBatch === undefined ? {} : { tokensPerBatch: options.tokensPerBatch }),
-      ...(options.maxLength === undefined ? {} : { maxLength: options.maxLength }),
-      ...(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize }),
-      ...(options.epochs === undefined ? {} : { epochs: options.epochs }),
-      ...(options.seed === undefined ? {} : { seed: options.seed }),
-      mergeSize: model.config.vision.spatialMergeSize,
-      device: model.device,
-      pixelDtype: model.dtype,
+    const batches = DocumentBatches.forModel(model, tokenizer, imageProcessor, {
+      ...options,
       shard: options.shard ?? { rank: group?.rank ?? 0, worldSize: group?.size ?? 1 },
     });
     return new CptTask(model, heads, objective, tokenizer, imageProcessor, batches, options);

@@ -1,7 +1,7 @@
 // Causal language modelling as a trainer task: token-budget micro-batches of interleaved documents → next-token
 // cross-entropy with causal attention. The exported model is a causal VLM checkpoint in the HF layout.
 import { loadQwen25VL, type Qwen25VLModel } from '../../models/index.js';
-import { loadImageProcessorConfig, Qwen2VLImageProcessor } from '../../processing/image/index.js';
+import { Qwen2VLImageProcessor } from '../../processing/image/index.js';
 import { imageTokenIds } from '../../processing/sequence.js';
 import { Tokenizer } from '../../processing/tokenizer.js';
 import { autocast, type DTypeLike, type Parameter, type Tensor } from '../../torch/index.js';
@@ -56,27 +56,10 @@ export class CausalLmTask implements TrainTask<DocumentBatch> {
       model.visual.requiresGrad_(false);
       if (trainVision === 'merger') model.visual.merger.requiresGrad_(true);
     }
-    const processorConfig = await loadImageProcessorConfig(options.modelDir);
-    const imageProcessor = new Qwen2VLImageProcessor({
-      ...processorConfig,
-      ...(options.minPixels === undefined ? {} : { minPixels: options.minPixels }),
-      ...(options.maxPixels === undefined ? {} : { maxPixels: options.maxPixels }),
-    });
+    const imageProcessor = await Qwen2VLImageProcessor.fromDir(options.modelDir, options);
     const ids = imageTokenIds(tokenizer);
     const objective = new CausalLmObjective(model, { ignoreTargetIds: [ids.imageTokenId] });
-    const batches = new DocumentBatches(tokenizer, imageProcessor, {
-      sources: options.sources,
-      errorsFile: options.errorsFile,
-      ...(options.strict === undefined ? {} : { strict: options.strict }),
-      ...(options.tokensPerBatch === undefined ? {} : { tokensPerBatch: options.tokensPerBatch }),
-      ...(options.maxLength === undefined ? {} : { maxLength: options.maxLength }),
-      ...(options.bufferSize === undefined ? {} : { bufferSize: options.bufferSize }),
-      ...(options.epochs === undefined ? {} : { epochs: options.epochs }),
-      ...(options.seed === undefined ? {} : { seed: options.seed }),
-      mergeSize: model.config.vision.spatialMergeSize,
-      device: model.device,
-      pixelDtype: model.dtype,
-    });
+    const batches = DocumentBatches.forModel(model, tokenizer, imageProcessor, options);
     return new CausalLmTask(model, objective, batches, options);
   }
 
